@@ -1,0 +1,24 @@
+# Clara's image for Render's free tier: the bot's locked dependencies only.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+# The lock has hashes; installing it alone first keeps this layer cached across code changes.
+COPY requirements/bot.txt requirements/bot.txt
+RUN pip install --require-hashes -r requirements/bot.txt
+
+# Only the bot: gunicorn imports `bot` from the working directory, the toolkit stays out.
+COPY gunicorn.conf.py ./
+COPY bot ./bot
+RUN useradd --create-home --uid 10001 clara
+
+USER clara
+EXPOSE 10000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '10000'), timeout=4)"
+# Shell form so ${PORT} expands; exec so gunicorn is PID 1 and receives SIGTERM.
+CMD exec gunicorn --config gunicorn.conf.py --bind 0.0.0.0:${PORT:-10000} "bot:create_app()"

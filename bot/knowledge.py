@@ -1,0 +1,120 @@
+"""The cached knowledge base: load it, detect the language, match a message to an entry."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PATH = Path(__file__).parent / "data" / "knowledge.json"
+LANGUAGES = ("es", "fr")
+
+# Short words that tell Spanish from French in a one-line WhatsApp message.
+# Measured on what people type ("hola necesito el padron", "comment avoir la
+# carte"), a stop-word vote is enough; a language-ID model would not fit the
+# free tier's memory for two languages.
+_MARKERS = {
+    "es": frozenset(
+        "el los las del que y en como para por mi necesito quiero puedo donde cuando "
+        "hola buenas ayuda tengo hacer pedir solicitar tarjeta ayuntamiento gracias "
+        "es una un yo me".split()
+    ),
+    "fr": frozenset(
+        "le les des je est comment pour avec ou quand bonjour bonsoir salut aide "
+        "besoin veux peux faire demander carte mairie merci vous suis mon ma une "
+        "un et au aux qu quoi sante revenu".split()
+    ),
+}
+_SPANISH_ONLY_CHARS = frozenset("ñ¿¡")
+_FRENCH_ONLY_CHARS = frozenset("çèêëàâîïôûœ")
+
+
+def fold(text: str) -> str:
+    """Lower-case and strip accents, so 'Mínimo' and 'minimo' match."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _words(folded: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", folded)
+
+
+def detect_language(text: str) -> str:
+    """'es' or 'fr' by a vote of marker words and letters; Spanish when undecided."""
+    lowered = text.casefold()
+    words = _words(fold(text))
+    score = {lang: sum(w in _MARKERS[lang] for w in words) for lang in LANGUAGES}
+    score["es"] += 2 * sum(c in _SPANISH_ONLY_CHARS for c in lowered)
+    score["fr"] += 2 * sum(c in _FRENCH_ONLY_CHARS for c in lowered)
+    return "fr" if score["fr"] > score["es"] else "es"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One cached answer: topic, language, text and optional audio file name."""
+
+    id: str
+    topic: str
+    lang: str
+    answer: str
+    audio: str | None
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """Entries, the phrases that name each topic, and a fallback per language."""
+
+    entries: tuple[Entry, ...]
+    topics: dict[str, tuple[str, ...]]
+    fallback: dict[str, str]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def audio_files(self) -> tuple[str, ...]:
+        """Every audio file an entry refers to."""
+        return tuple(e.audio for e in self.entries if e.audio)
+
+    def topic_of(self, text: str) -> str | None:
+        """The topic a message asks about; procedures win over greetings."""
+        padded = " " + " ".join(_words(fold(text))) + " "
+        found = [
+            topic
+            for topic, phrases in self.topics.items()
+            if any(f" {phrase} " in padded for phrase in phrases)
+        ]
+        procedures = [t for t in found if t != "help"]
+        return (procedures or found or [None])[0]
+
+    def lookup(self, text: str, lang: str) -> Entry | None:
+        """The entry for the message's topic in the given language, if any."""
+        topic = self.topic_of(text)
+        for entry in self.entries:
+            if entry.topic == topic and entry.lang == lang:
+                return entry
+        return None
+
+
+class KnowledgeError(ValueError):
+    """The knowledge file is missing or malformed."""
+
+
+def load_knowledge(path: Path = DEFAULT_PATH) -> KnowledgeBase:
+    """Read and validate the knowledge file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        entries = tuple(
+            Entry(e["id"], e["topic"], e["lang"], e["answer"], e.get("audio"))
+            for e in data["entries"]
+        )
+        topics = {t: tuple(fold(p) for p in phrases) for t, phrases in data["topics"].items()}
+        fallback = {lang: data["fallback"][lang] for lang in LANGUAGES}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise KnowledgeError(f"cannot load knowledge file {path}: {exc}") from exc
+    for entry in entries:
+        if entry.lang not in LANGUAGES or entry.topic not in topics:
+            raise KnowledgeError(f"{path}: entry {entry.id} has unknown lang or topic")
+    return KnowledgeBase(entries, topics, fallback)

@@ -1,0 +1,123 @@
+"""Logging: JSON lines with a request id when OBSERVABILITY_ON, phone numbers masked, secrets redacted."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from typing import TextIO
+
+from flask import Flask, Response, g, has_request_context, request
+
+LOGGER_NAME = "clara"
+# E.164 numbers and WhatsApp ids: 7 to 15 digits, optionally after '+'.
+_PHONE = re.compile(r"(?<![\w])\+?\d{7,15}(?!\d)")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def mask_phone_numbers(text: str) -> str:
+    """'+34612345678' becomes '+34*******678': enough to tell users apart, not to call them."""
+
+    def mask(match: re.Match[str]) -> str:
+        number = match.group(0)
+        keep_head = 3 if number.startswith("+") else 2
+        return number[:keep_head] + "*" * (len(number) - keep_head - 3) + number[-3:]
+
+    return _PHONE.sub(mask, text)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites every record's message: secrets replaced, phone numbers masked, request id added."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        # Longest first, so a secret that contains another is replaced whole.
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        """The text with every known secret value replaced and phone numbers masked."""
+        for secret in self._secrets:
+            text = text.replace(secret, "[REDACTED]")
+        return mask_phone_numbers(text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.redact(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", "-"),
+            "msg": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_text:
+            entry["exc"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(
+    level: str, json_lines: bool, secrets: Iterable[str], stream: TextIO | None = None
+) -> logging.Logger:
+    """Set up the 'clara' logger afresh (one handler, flushed on every record)."""
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(stream or sys.stderr)  # flushes after each record
+    handler.addFilter(RedactingFilter(secrets))
+    handler.setFormatter(
+        JsonFormatter()
+        if json_lines
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+    )
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    return logger
+
+
+def init_app(app: Flask, logger: logging.Logger) -> None:
+    """Give every request an id (kept from X-Request-Id when sane) and log one line per request."""
+
+    @app.before_request
+    def assign_request_id() -> None:
+        incoming = request.headers.get("X-Request-Id", "")
+        g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        g.log_started = time.perf_counter()
+
+    @app.after_request
+    def log_request(response: Response) -> Response:
+        response.headers["X-Request-Id"] = g.get("request_id", "-")
+        elapsed_ms = (time.perf_counter() - g.get("log_started", time.perf_counter())) * 1000
+        logger.info(
+            "%s %s %s %.1fms",
+            request.method,
+            request.path,
+            response.status_code,
+            elapsed_ms,
+            extra={
+                "fields": {
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round(elapsed_ms, 1),
+                }
+            },
+        )
+        return response

@@ -1,0 +1,174 @@
+"""The bot's settings: every environment variable it reads, parsed once and validated."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+FLASK_ENVS = ("production", "development")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the bot cannot use; the message names it."""
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean: use true or false")
+
+
+def _positive_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(
+            f"{name}={raw!r} is not a number: expected seconds, e.g. {name}=8"
+        ) from None
+    if not value > 0 or value == float("inf"):
+        raise SettingsError(f"{name}={raw!r} must be a positive number of seconds")
+    return value
+
+
+def _port(name: str, raw: str) -> int:
+    # 0 asks the OS for a free port (the tests do); Render always sets a real one.
+    if not raw.strip().isdigit() or not 0 <= int(raw) < 65536:
+        raise SettingsError(f"{name}={raw!r} is not a TCP port: expected 0-65535, e.g. 10000")
+    return int(raw)
+
+
+def _url(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(
+            f"{name}={raw!r} is not an http(s) URL: expected e.g. https://clara.onrender.com"
+        )
+    return value
+
+
+def _choice(choices: tuple[str, ...], upper: bool) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().upper() if upper else raw.strip().lower()
+        if value not in choices:
+            raise SettingsError(f"{name}={raw!r} is not one of: {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _text(name: str, raw: str) -> str:
+    return raw.strip()
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: its field, parser, default and whether it is a secret."""
+
+    field: str
+    parse: Callable[[str, str], Any]
+    default: str
+    secret: bool = False
+    help: str = ""
+
+
+# The one list of variables the bot reads. render.yaml and .env.example are
+# checked against it by tests, so adding a variable here is the whole change.
+VARIABLES: dict[str, Variable] = {
+    "TWILIO_ACCOUNT_SID": Variable("twilio_account_sid", _text, "", secret=True),
+    "TWILIO_AUTH_TOKEN": Variable("twilio_auth_token", _text, "", secret=True),
+    "TWILIO_SANDBOX_FROM": Variable("twilio_sandbox_from", _text, ""),
+    "GEMINI_API_KEY": Variable("gemini_api_key", _text, "", secret=True),
+    "DEMO_MODE": Variable("demo_mode", _bool, "false"),
+    "LLM_LIVE": Variable("llm_live", _bool, "false"),
+    "WHISPER_ON": Variable("whisper_on", _bool, "false"),
+    "LLM_TIMEOUT": Variable("llm_timeout", _positive_float, "8"),
+    "WHISPER_TIMEOUT": Variable("whisper_timeout", _positive_float, "12"),
+    "FLASK_ENV": Variable("flask_env", _choice(FLASK_ENVS, upper=False), "production"),
+    "LOG_LEVEL": Variable("log_level", _choice(LOG_LEVELS, upper=True), "INFO"),
+    "AUDIO_BASE_URL": Variable("audio_base_url", _url, ""),
+    "OBSERVABILITY_ON": Variable("observability_on", _bool, "true"),
+    "STRUCTURED_OUTPUT_ON": Variable("structured_output_on", _bool, "false"),
+    "GUARDRAILS_ON": Variable("guardrails_on", _bool, "true"),
+    "RAG_ENABLED": Variable("rag_enabled", _bool, "false"),
+    "PORT": Variable("port", _port, "10000"),
+    "PUBLIC_BASE_URL": Variable("public_base_url", _url, ""),
+    "WARMUP_TIMEOUT_SEC": Variable("warmup_timeout_sec", _positive_float, "20"),
+    "DEV_ALLOW_UNSIGNED_WEBHOOK": Variable("dev_allow_unsigned_webhook", _bool, "false"),
+    # Set by Render itself; never declared in render.yaml.
+    "RENDER_EXTERNAL_URL": Variable("render_external_url", _url, ""),
+    "RENDER_GIT_COMMIT": Variable("render_git_commit", _text, ""),
+}
+
+RENDER_PROVIDED = frozenset({"RENDER_EXTERNAL_URL", "RENDER_GIT_COMMIT"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The bot's parsed configuration; built by `load_settings`, never changed after."""
+
+    twilio_account_sid: str
+    twilio_auth_token: str
+    twilio_sandbox_from: str
+    gemini_api_key: str
+    demo_mode: bool
+    llm_live: bool
+    whisper_on: bool
+    llm_timeout: float
+    whisper_timeout: float
+    flask_env: str
+    log_level: str
+    audio_base_url: str
+    observability_on: bool
+    structured_output_on: bool
+    guardrails_on: bool
+    rag_enabled: bool
+    port: int
+    public_base_url: str
+    warmup_timeout_sec: float
+    dev_allow_unsigned_webhook: bool
+    render_external_url: str
+    render_git_commit: str
+
+    @property
+    def twilio_configured(self) -> bool:
+        """True when the webhook can verify Twilio's signatures."""
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def llm_enabled(self) -> bool:
+        """The live LLM is consulted only when switched on, keyed, and not in demo mode."""
+        return self.llm_live and bool(self.gemini_api_key) and not self.demo_mode
+
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """The secret values set, for log redaction."""
+        return tuple(
+            v
+            for name, var in VARIABLES.items()
+            if var.secret and (v := getattr(self, var.field))
+        )
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Parse the environment; raise SettingsError naming the first bad variable."""
+    values = {
+        var.field: var.parse(name, environ.get(name, var.default))
+        for name, var in VARIABLES.items()
+    }
+    settings = Settings(**values)
+    if settings.dev_allow_unsigned_webhook and settings.flask_env != "development":
+        raise SettingsError(
+            "DEV_ALLOW_UNSIGNED_WEBHOOK=true is refused outside development: "
+            "unset it, or set FLASK_ENV=development on a machine of your own"
+        )
+    return settings
+

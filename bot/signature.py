@@ -1,0 +1,49 @@
+"""Twilio signature validation, against the public URL Twilio actually called."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from flask import Request
+from twilio.request_validator import RequestValidator
+
+
+def is_valid_signature(auth_token: str, url: str, params: Mapping[str, Any], signature: str) -> bool:
+    """True when `signature` is Twilio's signature of url + params for this auth token.
+
+    `params` should be the request's form as a multi-dict (werkzeug's `request.form`),
+    so repeated keys count as Twilio counts them.
+    """
+    # validate(..., None) raises TypeError in twilio-python 9: refuse a missing header first.
+    if not auth_token or not signature:
+        return False
+    return bool(RequestValidator(auth_token).validate(url, params, signature))
+
+
+def sign(auth_token: str, url: str, params: Mapping[str, Any]) -> str:
+    """The X-Twilio-Signature Twilio would send for this URL and form (for tests and opsctl)."""
+    return str(RequestValidator(auth_token).compute_signature(url, params))
+
+
+def _path_and_query(request: Request) -> str:
+    # gunicorn keeps the request target byte for byte in RAW_URI; Twilio signed exactly that.
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if raw and raw.startswith("/"):
+        return str(raw)
+    path = quote(request.script_root + request.path, safe="/%:@!$&'()*+,;=-._~")
+    query = request.query_string.decode("latin-1")
+    return path + ("?" + query if query else "")
+
+
+def public_url(request: Request, public_base_url: str, render_external_url: str) -> str:
+    """The URL Twilio signed: PUBLIC_BASE_URL, else RENDER_EXTERNAL_URL, else the request's own.
+
+    The request's own URL takes its scheme from the WSGI server, which honours
+    X-Forwarded-Proto only from trusted proxies (gunicorn's forwarded_allow_ips).
+    Behind Render's TLS proxy the app sees http:// while Twilio signed https://
+    (twilio-python#751), hence the configured bases come first.
+    """
+    base = public_base_url or render_external_url or request.host_url.rstrip("/")
+    return base.rstrip("/") + _path_and_query(request)

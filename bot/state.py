@@ -1,0 +1,36 @@
+"""The bot's per-app runtime state, built once by the app factory and read by the views."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from flask import current_app
+
+from bot.answers import Answerer
+from bot.knowledge import KnowledgeBase
+from bot.metrics import Metrics
+from bot.replies import ReplyCache
+from bot.settings import Settings
+from bot.warmup import Warmup
+
+
+@dataclass
+class BotState:
+    """Settings and the long-lived objects; the warm-up fills in knowledge, http and answerer."""
+
+    settings: Settings
+    metrics: Metrics
+    replies: ReplyCache
+    started_at: float = field(default_factory=time.monotonic)
+    warmup: Warmup | None = None
+    knowledge: KnowledgeBase | None = None
+    http: httpx.Client | None = None
+    answerer: Answerer | None = None
+
+
+def get_state() -> BotState:
+    """The state of the app serving the current request."""
+    state: BotState = current_app.extensions["clara"]
+    return state

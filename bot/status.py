@@ -1,0 +1,59 @@
+"""GET /health and GET /status/warmup: what a load balancer and an operator see."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import Any
+
+from flask import Blueprint, Flask, Response, jsonify
+
+from bot.state import get_state
+
+blueprint = Blueprint("status", __name__)
+
+
+def _components() -> dict[str, Any]:
+    """Booleans and counts only: never a secret value."""
+    state = get_state()
+    settings = state.settings
+    return {
+        # This build ships no speech-to-text model: honest 'false', whatever WHISPER_ON says.
+        "whisper_loaded": False,
+        "whisper_enabled": settings.whisper_on,
+        "ffmpeg_available": shutil.which("ffmpeg") is not None,
+        "gemini_key_set": bool(settings.gemini_api_key),
+        "twilio_configured": settings.twilio_configured,
+        "cache_entries": len(state.knowledge) if state.knowledge else 0,
+        "demo_mode": settings.demo_mode,
+        "llm_live": settings.llm_enabled,
+    }
+
+
+@blueprint.get("/health")
+def health() -> tuple[Response, int]:
+    """200 with status 'ok' once warmed up; 503 'starting' or 'degraded' otherwise."""
+    state = get_state()
+    assert state.warmup is not None
+    status = state.warmup.report().status
+    body = {
+        "status": status,
+        "uptime_s": int(time.monotonic() - state.started_at),
+        "version": state.settings.render_git_commit or "unknown",
+        "components": _components(),
+    }
+    return jsonify(body), 200 if status == "ok" else 503
+
+
+@blueprint.get("/status/warmup")
+def warmup_status() -> tuple[Response, int]:
+    """The warm-up's full report; 200 when ready, else 503."""
+    state = get_state()
+    assert state.warmup is not None
+    report = state.warmup.report()
+    return jsonify(report.as_dict()), 200 if report.ready else 503
+
+
+def init_app(app: Flask) -> None:
+    """Register the status routes."""
+    app.register_blueprint(blueprint)

@@ -1,0 +1,105 @@
+"""POST /webhook: Twilio's WhatsApp form in, signed-or-403, TwiML out."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+from flask import Blueprint, Flask, Response, abort, request
+from twilio.twiml.messaging_response import MessagingResponse
+
+from bot.answers import Answer
+from bot.audio import AUDIO_ROUTE_PREFIX
+from bot.signature import is_valid_signature, public_url
+from bot.state import BotState, get_state
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_FIELD_CHARS = 64
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+blueprint = Blueprint("webhook", __name__)
+log = logging.getLogger("clara.webhook")
+
+
+def _refuse(state: BotState, reason: str) -> Response:
+    state.metrics.signature_rejections.labels(reason).inc()
+    log.warning("webhook refused with 403 (signature %s)", reason)
+    return Response("Forbidden: invalid Twilio signature\n", 403, mimetype="text/plain")
+
+
+def _abort_if_too_large() -> None:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        abort(413)
+
+
+def _read_form_or_400() -> None:
+    """Reject what Twilio never sends: another content type, or a body that is not UTF-8."""
+    if request.mimetype != FORM_TYPE:
+        abort(400, description=f"expected {FORM_TYPE}")
+    raw = request.get_data(cache=True)  # werkzeug answers 413 past MAX_CONTENT_LENGTH
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        abort(400, description="form is not UTF-8")
+
+
+def _media_url(state: BotState, audio: str) -> str:
+    settings = state.settings
+    base = settings.audio_base_url or (
+        (settings.public_base_url or settings.render_external_url or request.host_url.rstrip("/"))
+        + AUDIO_ROUTE_PREFIX
+    )
+    return f"{base.rstrip('/')}/{quote(audio)}"
+
+
+def _twiml(state: BotState, answer: Answer) -> str:
+    reply = MessagingResponse()
+    message = reply.message()
+    message.body(answer.text)
+    if answer.audio:
+        message.media(_media_url(state, answer.audio))
+    return str(reply)
+
+
+@blueprint.post("/webhook")
+def webhook() -> Response:
+    """Answer one inbound WhatsApp message."""
+    state = get_state()
+    settings = state.settings
+    signature = request.headers.get("X-Twilio-Signature", "")
+    checking = not settings.dev_allow_unsigned_webhook
+    _abort_if_too_large()
+    if checking and not settings.twilio_auth_token:
+        return _refuse(state, "unconfigured")  # fail closed: no token, no answers
+    if checking and not signature:
+        return _refuse(state, "missing")
+    _read_form_or_400()
+    form = request.form
+    url = public_url(request, settings.public_base_url, settings.render_external_url)
+    if checking and not is_valid_signature(settings.twilio_auth_token, url, form, signature):
+        return _refuse(state, "invalid")
+
+    message_sid = form.get("MessageSid", "")
+    sender = form.get("From", "")
+    if not message_sid or len(message_sid) > MAX_FIELD_CHARS or not sender:
+        abort(400, description="MessageSid and From are required")
+    answerer = state.answerer
+    if answerer is None:  # the knowledge base is not loaded yet (or failed to load)
+        return Response("warming up\n", 503, {"Retry-After": "5"}, mimetype="text/plain")
+
+    def compute() -> str:
+        answer = answerer.answer(form.get("Body", ""))
+        log.info("answered %s from %s (%s, %s)", message_sid, sender, answer.lang, answer.source)
+        return _twiml(state, answer)
+
+    twiml, fresh = state.replies.get_or_compute(message_sid, compute)
+    if not fresh:
+        state.metrics.duplicates.inc()
+        log.info("repeated %s answered from memory", message_sid)
+    return Response(twiml, 200, mimetype="application/xml")
+
+
+def init_app(app: Flask) -> None:
+    """Register /webhook and its body limit."""
+    app.config.setdefault("MAX_CONTENT_LENGTH", MAX_BODY_BYTES)
+    app.register_blueprint(blueprint)
