@@ -58,7 +58,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _warmup_steps(app: Flask, state: BotState) -> list[WarmupStep]:
-    """The checks run once at start; they also build the knowledge base, HTTP client and answerer."""
+    """The start-up checks; they also build the knowledge base, HTTP client and answerer."""
     settings = state.settings
 
     def knowledge_base() -> str:

@@ -11,22 +11,18 @@ from pathlib import Path
 DEFAULT_PATH = Path(__file__).parent / "data" / "knowledge.json"
 LANGUAGES = ("es", "fr")
 
-# Short words that tell Spanish from French in a one-line WhatsApp message.
-# Measured on what people type ("hola necesito el padron", "comment avoir la
-# carte"), a stop-word vote is enough; a language-ID model would not fit the
-# free tier's memory for two languages.
-_MARKERS = {
-    "es": frozenset(
-        "el los las del que y en como para por mi necesito quiero puedo donde cuando "
-        "hola buenas ayuda tengo hacer pedir solicitar tarjeta ayuntamiento gracias "
-        "es una un yo me".split()
-    ),
-    "fr": frozenset(
-        "le les des je est comment pour avec ou quand bonjour bonsoir salut aide "
-        "besoin veux peux faire demander carte mairie merci vous suis mon ma une "
-        "un et au aux qu quoi sante revenu".split()
-    ),
-}
+# Short words that tell Spanish from French. For one-line WhatsApp messages
+# ("hola necesito el padron", "comment avoir la carte") a stop-word vote is
+# enough; a language-ID model would cost memory the free tier does not have.
+_SPANISH_WORDS = """
+el los las del que y en como para por mi necesito quiero puedo donde cuando hola
+buenas ayuda tengo hacer pedir solicitar tarjeta ayuntamiento gracias es una yo me
+"""
+_FRENCH_WORDS = """
+le les des je est comment pour avec ou quand bonjour bonsoir salut aide besoin veux
+peux faire demander carte mairie merci vous suis mon ma une et au aux qu quoi sante revenu
+"""
+_MARKERS = {"es": frozenset(_SPANISH_WORDS.split()), "fr": frozenset(_FRENCH_WORDS.split())}
 _SPANISH_ONLY_CHARS = frozenset("ñ¿¡")
 _FRENCH_ONLY_CHARS = frozenset("çèêëàâîïôûœ")
 
@@ -87,7 +83,8 @@ class KnowledgeBase:
             if any(f" {phrase} " in padded for phrase in phrases)
         ]
         procedures = [t for t in found if t != "help"]
-        return (procedures or found or [None])[0]
+        candidates = procedures or found
+        return candidates[0] if candidates else None
 
     def lookup(self, text: str, lang: str) -> Entry | None:
         """The entry for the message's topic in the given language, if any."""

@@ -1,4 +1,4 @@
-"""Logging: JSON lines with a request id when OBSERVABILITY_ON, phone numbers masked, secrets redacted."""
+"""Logging: JSON lines with a request id when OBSERVABILITY_ON; phones masked, secrets redacted."""
 
 from __future__ import annotations
 

@@ -22,23 +22,30 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "clara_http_requests", "HTTP requests by route and status", ["route", "method", "status"],
+            "clara_http_requests",
+            "HTTP requests by route and status",
+            ["route", "method", "status"],
             registry=r,
         )
         self.latency = Histogram(
-            "clara_http_request_duration_seconds", "Time to answer, by route", ["route"],
+            "clara_http_request_duration_seconds",
+            "Time to answer, by route",
+            ["route"],
             registry=r,
         )
         self.signature_rejections = Counter(
-            "clara_webhook_signature_rejections", "Webhook requests refused with 403", ["reason"],
+            "clara_webhook_signature_rejections",
+            "Webhook requests refused with 403",
+            ["reason"],
             registry=r,
         )
         self.duplicates = Counter(
             "clara_webhook_duplicates", "Repeated MessageSid answered from memory", registry=r
         )
         self.cache_hits = Counter("clara_cache_hits", "Answers found in the cache", registry=r)
-        self.cache_misses = Counter("clara_cache_misses", "Messages the cache had no answer for",
-                                    registry=r)
+        self.cache_misses = Counter(
+            "clara_cache_misses", "Messages the cache had no answer for", registry=r
+        )
         self.warmup_duration = Gauge(
             "clara_warmup_duration_seconds", "How long the start-up warm-up took", registry=r
         )

@@ -1,4 +1,4 @@
-"""Remember replies by MessageSid, so a redelivered message is answered the same and processed once."""
+"""Replies kept by MessageSid: a redelivered message gets the same answer and runs once."""
 
 from __future__ import annotations
 

@@ -152,9 +152,7 @@ class Settings:
     def secret_values(self) -> tuple[str, ...]:
         """The secret values set, for log redaction."""
         return tuple(
-            v
-            for name, var in VARIABLES.items()
-            if var.secret and (v := getattr(self, var.field))
+            v for name, var in VARIABLES.items() if var.secret and (v := getattr(self, var.field))
         )
 
 
@@ -171,4 +169,3 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             "unset it, or set FLASK_ENV=development on a machine of your own"
         )
     return settings
-

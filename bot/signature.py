@@ -10,7 +10,9 @@ from flask import Request
 from twilio.request_validator import RequestValidator
 
 
-def is_valid_signature(auth_token: str, url: str, params: Mapping[str, Any], signature: str) -> bool:
+def is_valid_signature(
+    auth_token: str, url: str, params: Mapping[str, Any], signature: str
+) -> bool:
     """True when `signature` is Twilio's signature of url + params for this auth token.
 
     `params` should be the request's form as a multi-dict (werkzeug's `request.form`),

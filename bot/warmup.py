@@ -122,8 +122,9 @@ class Warmup:
             overran = elapsed > self._timeout
             if overran:
                 where = f" (stuck in {self._running_step})" if self._running_step else ""
-                errors.append(f"warm-up did not finish within WARMUP_TIMEOUT_SEC={self._timeout:g}s"
-                              + where)
+                errors.append(
+                    f"warm-up did not finish within WARMUP_TIMEOUT_SEC={self._timeout:g}s" + where
+                )
             finished = ended is not None or overran
             return WarmupReport(
                 ready=finished and not errors,

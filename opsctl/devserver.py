@@ -1,0 +1,127 @@
+"""Run the bot locally with the Dockerfile's own gunicorn command line, on loopback."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from opsctl.errors import OpsctlError
+from opsctl.exitcodes import ExitCode
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_LISTENING = re.compile(r"Listening at: (http://\S+)")
+
+
+class DevServerError(OpsctlError):
+    """The bot could not be started; the message says why and what to do."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+
+def dockerfile_command(dockerfile: Path = REPO_ROOT / "Dockerfile") -> str:
+    """The shell-form CMD of the Dockerfile, joined across continuation lines."""
+    text = dockerfile.read_text(encoding="utf-8").replace("\\\n", " ")
+    commands = [line[4:].strip() for line in text.splitlines() if line.startswith("CMD ")]
+    if len(commands) != 1 or commands[0].startswith("["):
+        raise DevServerError(f"{dockerfile}: expected exactly one shell-form CMD line")
+    return commands[0]
+
+
+def local_command(host: str = "127.0.0.1", dockerfile: Path = REPO_ROOT / "Dockerfile") -> str:
+    """The Dockerfile's command, bound to `host` instead of every interface."""
+    command = dockerfile_command(dockerfile)
+    if "0.0.0.0:" not in command:
+        raise DevServerError(f"{dockerfile}: CMD does not bind 0.0.0.0:${{PORT}}")
+    return command.replace("0.0.0.0:", f"{host}:")
+
+
+class DevServer:
+    """gunicorn in a child process; `start()` returns the URL once it listens."""
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        port: int = 0,
+        host: str = "127.0.0.1",
+        cwd: Path = REPO_ROOT,
+        extra_args: str = "",
+        on_line: Callable[[str], None] | None = None,
+    ) -> None:
+        self._env = {**env, "PORT": str(port)}
+        self._command = local_command(host) + (" " + extra_args if extra_args else "")
+        self._cwd = cwd
+        self.url = ""
+        self.lines: list[str] = []
+        self._process: subprocess.Popen[str] | None = None
+        self._listening = threading.Event()
+        self._on_line = on_line
+
+    @property
+    def process(self) -> subprocess.Popen[str]:
+        """The gunicorn process (after start)."""
+        assert self._process is not None, "start() first"
+        return self._process
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Start gunicorn and wait until it listens; return its base URL."""
+        # Put the interpreter's bin first so the venv's gunicorn runs, as in the image.
+        bin_dir = str(Path(sys.executable).parent)
+        env = {**self._env, "PATH": bin_dir + os.pathsep + self._env.get("PATH", os.defpath)}
+        # The command comes from our own Dockerfile, not from user input.
+        self._process = subprocess.Popen(  # noqa: S603
+            ["/bin/sh", "-c", self._command],
+            cwd=self._cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        threading.Thread(target=self._read_output, daemon=True).start()
+        if not self._listening.wait(timeout) or not self.url:
+            code = self.stop()
+            last = self.lines[-1] if self.lines else "(no output)"
+            if self._process is not None and self._listening.is_set():
+                # gunicorn.conf.py exits 2 on a bad setting: that is a configuration error.
+                raise DevServerError(
+                    f"the bot did not start (gunicorn exit {code}): {last}",
+                    ExitCode.USAGE if code == 2 else None,
+                )
+            raise DevServerError(f"the bot did not listen within {timeout:g}s: {last}")
+        return self.url
+
+    def _read_output(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        for line in self._process.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if self._on_line is not None:
+                self._on_line(line.rstrip("\n"))
+            match = _LISTENING.search(line)
+            if match and not self.url:
+                self.url = match.group(1)
+                self._listening.set()
+        self._listening.set()  # the process ended: stop waiting
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM, as Render sends it; SIGKILL if it lingers. Returns the exit code."""
+        if self._process is None:
+            return 0
+        process = self._process
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        return process.returncode
+
+    def wait(self) -> int:
+        """Block until gunicorn exits."""
+        return self.process.wait()
