@@ -1,0 +1,109 @@
+"""Settings: every variable parsed, bad values named in one line, gunicorn refusing to start."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from bot.settings import VARIABLES, SettingsError, load_settings
+from opsctl.devserver import local_command
+from tests.conftest import REPO_ROOT
+
+
+def test_defaults_are_safe() -> None:
+    settings = load_settings({})
+    assert settings.flask_env == "production"
+    assert settings.twilio_configured is False
+    assert settings.llm_enabled is False
+    assert settings.guardrails_on is True
+    assert settings.port == 10000
+    assert settings.dev_allow_unsigned_webhook is False
+
+
+def test_values_are_parsed() -> None:
+    settings = load_settings(
+        {
+            "LLM_TIMEOUT": "2.5",
+            "LLM_LIVE": "TRUE",
+            "GEMINI_API_KEY": "k",
+            "LOG_LEVEL": "debug",
+            "PUBLIC_BASE_URL": "https://clara.onrender.com/",
+            "PORT": "8080",
+        }
+    )
+    assert settings.llm_timeout == 2.5
+    assert settings.llm_enabled is True
+    assert settings.log_level == "DEBUG"
+    assert settings.public_base_url == "https://clara.onrender.com"
+    assert settings.port == 8080
+
+
+def test_demo_mode_keeps_the_llm_off() -> None:
+    settings = load_settings({"LLM_LIVE": "true", "GEMINI_API_KEY": "k", "DEMO_MODE": "true"})
+    assert settings.llm_enabled is False
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("LLM_TIMEOUT", "abc", "not a number"),
+        ("LLM_TIMEOUT", "-1", "positive"),
+        ("WHISPER_TIMEOUT", "nan", "positive"),
+        ("DEMO_MODE", "maybe", "not a boolean"),
+        ("PORT", "70000", "not a TCP port"),
+        ("LOG_LEVEL", "LOUD", "not one of"),
+        ("FLASK_ENV", "staging", "not one of"),
+        ("PUBLIC_BASE_URL", "clara.onrender.com", "not an http(s) URL"),
+        ("AUDIO_BASE_URL", "ftp://x/y", "not an http(s) URL"),
+    ],
+)
+def test_a_bad_value_is_named(name: str, value: str, expected: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings({name: value})
+    message = str(raised.value)
+    assert message.startswith(f"{name}={value!r}")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_unsigned_webhook_flag_is_refused_in_production() -> None:
+    with pytest.raises(SettingsError, match="DEV_ALLOW_UNSIGNED_WEBHOOK"):
+        load_settings({"DEV_ALLOW_UNSIGNED_WEBHOOK": "true"})
+    settings = load_settings({"DEV_ALLOW_UNSIGNED_WEBHOOK": "true", "FLASK_ENV": "development"})
+    assert settings.dev_allow_unsigned_webhook is True
+
+
+def test_secret_values_lists_only_secrets() -> None:
+    settings = load_settings(
+        {"TWILIO_AUTH_TOKEN": "tok", "GEMINI_API_KEY": "gem", "TWILIO_SANDBOX_FROM": "whatsapp:+1"}
+    )
+    assert set(settings.secret_values) == {"tok", "gem"}
+    assert {n for n, v in VARIABLES.items() if v.secret} == {
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "GEMINI_API_KEY",
+    }
+
+
+def test_gunicorn_refuses_a_bad_setting_with_one_line() -> None:
+    """The Dockerfile's command, run as the image runs it, exits 2 naming the variable."""
+    env = {**os.environ, "LLM_TIMEOUT": "abc", "PORT": "0"}
+    env["PATH"] = str(REPO_ROOT / ".venv" / "bin") + os.pathsep + env.get("PATH", "")
+    done = subprocess.run(
+        ["/bin/sh", "-c", local_command()],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if "LLM_TIMEOUT" in line]
+    assert errors == [
+        "clara: cannot start: LLM_TIMEOUT='abc' is not a number: "
+        "expected seconds, e.g. LLM_TIMEOUT=8"
+    ]

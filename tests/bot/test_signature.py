@@ -1,0 +1,101 @@
+"""Twilio's published signature vectors go through the bot's own validation code."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+from werkzeug.datastructures import MultiDict
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
+
+from bot.signature import is_valid_signature, public_url, sign
+
+# twilio-python tests/unit/test_request_validator.py (see ../shared/docs/twilio-render-schedule.md)
+VECTOR_TOKEN = "12345"
+VECTOR_URL = "https://mycompany.com/myapp.php?foo=1&bar=2"
+VECTOR_PARAMS = MultiDict(
+    {
+        "CallSid": "CA1234567890ABCDE",
+        "Caller": "+14158675309",
+        "Digits": "1234",
+        "From": "+14158675309",
+        "To": "+18005551212",
+    }
+)
+
+
+def test_published_vector() -> None:
+    assert is_valid_signature(
+        VECTOR_TOKEN, VECTOR_URL, VECTOR_PARAMS, "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+    )
+    assert sign(VECTOR_TOKEN, VECTOR_URL, VECTOR_PARAMS) == "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+
+
+def test_published_vector_with_port_443() -> None:
+    url = "https://mycompany.com:443/myapp.php?foo=1&bar=2"
+    assert sign(VECTOR_TOKEN, url, VECTOR_PARAMS) == "kvajT1Ptam85bY51eRf/AJRuM3w="
+    # the validator accepts either form of the URL for either signature
+    assert is_valid_signature(VECTOR_TOKEN, url, VECTOR_PARAMS, "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+    assert is_valid_signature(
+        VECTOR_TOKEN, VECTOR_URL, VECTOR_PARAMS, "kvajT1Ptam85bY51eRf/AJRuM3w="
+    )
+
+
+def test_published_vector_with_repeated_keys() -> None:
+    params = MultiDict(
+        [
+            ("Sid", "CA123"),
+            ("SidAccount", "AC123"),
+            ("Digits", "5678"),
+            ("Digits", "1234"),
+            ("Digits", "1234"),
+        ]
+    )
+    assert is_valid_signature(VECTOR_TOKEN, VECTOR_URL, params, "IK+Dwps556ElfBT0I3Rgjkr1wJU=")
+
+
+@pytest.mark.parametrize(
+    ("token", "url", "signature"),
+    [
+        ("", VECTOR_URL, "RSOYDt4T1cUTdK1PDd93/VVr8B8="),  # no token: fail closed
+        (VECTOR_TOKEN, VECTOR_URL, ""),  # no header
+        ("54321", VECTOR_URL, "RSOYDt4T1cUTdK1PDd93/VVr8B8="),  # another token
+        (VECTOR_TOKEN, VECTOR_URL.replace("https", "http"), "RSOYDt4T1cUTdK1PDd93/VVr8B8="),
+        (VECTOR_TOKEN, VECTOR_URL, "RSOYDt4T1cUTdK1PDd93/VVr8B9="),  # tampered
+    ],
+)
+def test_invalid_cases(token: str, url: str, signature: str) -> None:
+    assert not is_valid_signature(token, url, VECTOR_PARAMS, signature)
+
+
+def _request(url: str) -> Request:
+    parts = urlsplit(url)
+    builder = EnvironBuilder(
+        path=parts.path,
+        base_url=f"{parts.scheme}://{parts.netloc}",
+        query_string=parts.query,
+        method="POST",
+    )
+    return Request(builder.get_environ())
+
+
+def test_public_url_prefers_public_base_url() -> None:
+    request = _request("http://10.0.0.7:10000/webhook?x=1")
+    assert (
+        public_url(request, "https://bot.example.org", "https://clara.onrender.com")
+        == "https://bot.example.org/webhook?x=1"
+    )
+
+
+def test_public_url_then_render_external_url() -> None:
+    request = _request("http://10.0.0.7:10000/webhook")
+    assert (
+        public_url(request, "", "https://clara.onrender.com")
+        == "https://clara.onrender.com/webhook"
+    )
+
+
+def test_public_url_falls_back_to_the_request() -> None:
+    request = _request("http://127.0.0.1:5000/webhook")
+    assert public_url(request, "", "") == "http://127.0.0.1:5000/webhook"
