@@ -30,12 +30,14 @@ def sign(auth_token: str, url: str, params: Mapping[str, Any]) -> str:
 
 
 def _path_and_query(request: Request) -> str:
-    # gunicorn keeps the request target byte for byte in RAW_URI; Twilio signed exactly that.
-    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
-    if raw and raw.startswith("/"):
-        return str(raw)
-    path = quote(request.script_root + request.path, safe="/%:@!$&'()*+,;=-._~")
-    query = request.query_string.decode("latin-1")
+    # gunicorn keeps the request target byte for byte in RAW_URI, and QUERY_STRING is raw
+    # too: Twilio signed exactly those bytes, so neither is decoded and re-encoded.
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
+    if raw.startswith("/"):
+        path = raw.split("?", 1)[0]
+    else:
+        path = quote(request.script_root + request.path, safe="/%:@!$&'()*+,;=-._~")
+    query = request.environ.get("QUERY_STRING", "")
     return path + ("?" + query if query else "")
 
 
