@@ -29,6 +29,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     AUDIO_DIR, GEMINI_URL, HTTP_TRANSPORT and WARMUP_EXTRA_STEPS (tests inject these)."""
     app = Flask(__name__, static_folder=None)
     app.config.update(config or {})
+    # '//' must not be merged into a redirect: /static/cache//etc/passwd is a plain 404.
+    app.url_map.merge_slashes = False
     settings = load_settings(app.config.get("ENVIRON", os.environ))
     app.config["DEBUG"] = settings.flask_env == "development"
     logger = logs.configure_logging(

@@ -30,11 +30,20 @@ def mask_phone_numbers(text: str) -> str:
     return _PHONE.sub(mask, text)
 
 
-class RedactingFilter(logging.Filter):
-    """Rewrites every record's message: secrets replaced, phone numbers masked, request id added."""
+class RequestIdFilter(logging.Filter):
+    """Stamps each record with the current request's id ('-' outside a request)."""
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        return True
+
+
+class RedactingFormatter(logging.Formatter):
+    """Formats with `inner`, then redacts the whole line: message, fields and traceback alike."""
+
+    def __init__(self, inner: logging.Formatter, secrets: Iterable[str]) -> None:
         super().__init__()
+        self._inner = inner
         # Longest first, so a secret that contains another is replaced whole.
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
 
@@ -44,14 +53,8 @@ class RedactingFilter(logging.Filter):
             text = text.replace(secret, "[REDACTED]")
         return mask_phone_numbers(text)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self.redact(record.getMessage())
-        record.args = None
-        if record.exc_info:
-            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
-            record.exc_info = None
-        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        return self.redact(self._inner.format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -67,8 +70,8 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         entry.update(getattr(record, "fields", {}))
-        if record.exc_text:
-            entry["exc"] = record.exc_text
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
 
 
@@ -80,12 +83,13 @@ def configure_logging(
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
     handler = logging.StreamHandler(stream or sys.stderr)  # flushes after each record
-    handler.addFilter(RedactingFilter(secrets))
-    handler.setFormatter(
+    handler.addFilter(RequestIdFilter())
+    inner = (
         JsonFormatter()
         if json_lines
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
     )
+    handler.setFormatter(RedactingFormatter(inner, secrets))
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False

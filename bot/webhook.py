@@ -36,7 +36,12 @@ def _read_form_or_400() -> None:
     """Reject what Twilio never sends: another content type, or a body that is not UTF-8."""
     if request.mimetype != FORM_TYPE:
         abort(400, description=f"expected {FORM_TYPE}")
-    raw = request.get_data(cache=True)  # werkzeug answers 413 past MAX_CONTENT_LENGTH
+    raw = request.get_data(cache=True)
+    # A chunked body has no Content-Length; werkzeug then stops reading at
+    # MAX_CONTENT_LENGTH without raising, so a body that reaches the limit is too large.
+    limit = request.max_content_length
+    if limit is not None and len(raw) >= limit:
+        abort(413)
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -101,5 +106,7 @@ def webhook() -> Response:
 
 def init_app(app: Flask) -> None:
     """Register /webhook and its body limit."""
-    app.config.setdefault("MAX_CONTENT_LENGTH", MAX_BODY_BYTES)
+    # Flask's default config holds MAX_CONTENT_LENGTH=None, so setdefault would not do.
+    if app.config.get("MAX_CONTENT_LENGTH") is None:
+        app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.register_blueprint(blueprint)
