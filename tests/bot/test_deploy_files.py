@@ -1,0 +1,107 @@
+"""Deploy files: render.yaml against Render's schema, every variable declared, a lean image."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from bot.settings import RENDER_PROVIDED, VARIABLES
+from opsctl.devserver import dockerfile_command
+from tests.conftest import REPO_ROOT, SHARED_DIR
+
+SCHEMA = SHARED_DIR / "schemas" / "render.yaml.json"
+
+
+@pytest.fixture(scope="module")
+def blueprint() -> dict[str, Any]:
+    return yaml.safe_load((REPO_ROOT / "render.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def web_service(blueprint: dict[str, Any]) -> dict[str, Any]:
+    (service,) = blueprint["services"]
+    return service
+
+
+def test_render_yaml_matches_renders_schema(blueprint: dict[str, Any]) -> None:
+    assert SCHEMA.is_file(), f"Render's schema is read from {SCHEMA} (set SHARED_DIR)"
+    schema = json.loads(SCHEMA.read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = sorted(validator.iter_errors(blueprint), key=lambda e: list(e.path))
+    assert [e.message for e in errors] == []
+
+
+def test_schema_rejects_a_broken_blueprint(blueprint: dict[str, Any]) -> None:
+    """The validation above can fail: `env: docker` (the old spelling) is refused."""
+    schema = json.loads(SCHEMA.read_text())
+    broken = {"services": [{**blueprint["services"][0], "env": "docker"}]}
+    del broken["services"][0]["runtime"]
+    assert list(jsonschema.validators.validator_for(schema)(schema).iter_errors(broken))
+
+
+def test_web_service_on_the_free_plan(web_service: dict[str, Any]) -> None:
+    assert web_service["type"] == "web"
+    assert web_service["runtime"] == "docker"
+    assert web_service["plan"] == "free"
+    assert web_service["healthCheckPath"] == "/health"
+
+
+def test_every_variable_the_bot_reads_is_declared(web_service: dict[str, Any]) -> None:
+    declared = {item["key"] for item in web_service["envVars"]}
+    assert declared == set(VARIABLES) - RENDER_PROVIDED
+
+
+def test_secrets_are_set_in_the_dashboard(web_service: dict[str, Any]) -> None:
+    by_key = {item["key"]: item for item in web_service["envVars"]}
+    for name, variable in VARIABLES.items():
+        if variable.secret:
+            assert by_key[name] == {"key": name, "sync": False}, name
+
+
+def test_env_example_lists_every_variable_without_values() -> None:
+    lines = [
+        line
+        for line in (REPO_ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert all(line.endswith("=") for line in lines), "no values in .env.example"
+    assert {line[:-1] for line in lines} == set(VARIABLES) - RENDER_PROVIDED
+
+
+def test_dockerfile_runs_gunicorn_as_pid_1_on_port() -> None:
+    text = (REPO_ROOT / "Dockerfile").read_text()
+    assert text.startswith("# ") and "FROM python:3.11-slim\n" in text
+    assert dockerfile_command().startswith("exec gunicorn ")
+    assert "--bind 0.0.0.0:${PORT:-10000}" in dockerfile_command()
+    assert "\nEXPOSE 10000\n" in text
+    user = re.findall(r"^USER (\S+)$", text, re.M)
+    assert user and user[-1] not in ("root", "0")
+    assert re.search(r"^HEALTHCHECK .*\n.*urllib\.request\.urlopen", text, re.M)
+    assert "pip install --require-hashes -r requirements/bot.txt" in text
+    assert "toolkit.txt" not in text
+
+
+def _locked(name: str) -> set[str]:
+    text = (REPO_ROOT / "requirements" / name).read_text()
+    return {m.group(1).lower() for m in re.finditer(r"^([A-Za-z0-9_.-]+)==", text, re.M)}
+
+
+def test_bot_lock_holds_the_bot_and_not_the_toolkit() -> None:
+    bot = _locked("bot.txt")
+    assert {"flask", "gunicorn", "twilio", "prometheus-client", "httpx"} <= bot
+    assert not {"pip-audit", "detect-secrets", "notion-client", "rich", "pytest"} & bot
+    toolkit = _locked("toolkit.txt")
+    assert bot <= toolkit
+    assert {"pip-audit", "detect-secrets", "notion-client", "pytest", "hypothesis"} <= toolkit
+
+
+def test_locks_pin_every_package_with_hashes() -> None:
+    for name in ("bot.txt", "toolkit.txt"):
+        text = (REPO_ROOT / "requirements" / name).read_text()
+        pins = re.findall(r"^([A-Za-z0-9_.-]+)==\S+ \\\n\s+--hash=sha256:", text, re.M)
+        assert pins and len(pins) == len(_locked(name)), name
