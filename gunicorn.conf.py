@@ -16,6 +16,9 @@ timeout = 30
 graceful_timeout = 10
 keepalive = 5
 accesslog = None  # the app logs one line per request itself, with phone numbers masked
+# gunicorn 24+ opens a control socket in $HOME; nothing here uses it, and two local
+# instances (tests, the benchmark) would fight over the one path.
+control_socket_disable = True
 
 
 def on_starting(server: object) -> None:

@@ -15,7 +15,8 @@ from flask import Flask, Response, g, has_request_context, request
 
 LOGGER_NAME = "clara"
 # E.164 numbers and WhatsApp ids: 7 to 15 digits, optionally after '+'.
-_PHONE = re.compile(r"(?<![\w])\+?\d{7,15}(?!\d)")
+# Whole tokens only, so hex ids and timestamps are left alone.
+_PHONE = re.compile(r"(?<![\w+])\+?\d{7,15}(?![\w])")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 

@@ -18,6 +18,8 @@ SECRET = "tok-0123456789abcdef"
         ("from whatsapp:+34612345678", "from whatsapp:+34******678"),
         ("WaId 34612345678", "WaId 34******678"),
         ("order 12345 at 10:30", "order 12345 at 10:30"),
+        ("request 0912345359df8534bf", "request 0912345359df8534bf"),
+        ("id abc1234567890", "id abc1234567890"),
     ],
 )
 def test_mask_phone_numbers(text: str, masked: str) -> None:

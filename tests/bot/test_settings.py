@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -90,7 +92,7 @@ def test_secret_values_lists_only_secrets() -> None:
 def test_gunicorn_refuses_a_bad_setting_with_one_line() -> None:
     """The Dockerfile's command, run as the image runs it, exits 2 naming the variable."""
     env = {**os.environ, "LLM_TIMEOUT": "abc", "PORT": "0"}
-    env["PATH"] = str(REPO_ROOT / ".venv" / "bin") + os.pathsep + env.get("PATH", "")
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     done = subprocess.run(
         ["/bin/sh", "-c", local_command()],
         cwd=REPO_ROOT,
