@@ -23,7 +23,7 @@ SHARED_DIR = Path(os.environ.get("SHARED_DIR", REPO_ROOT.parent / "shared"))
 TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC = "https://bot.example.org"
 BASE_ENV = {
-    "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
+    "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",  # pragma: allowlist secret
     "TWILIO_AUTH_TOKEN": TOKEN,
     "PUBLIC_BASE_URL": PUBLIC,
     "AUDIO_BASE_URL": "https://cdn.example.org/audio",

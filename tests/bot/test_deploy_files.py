@@ -105,3 +105,11 @@ def test_locks_pin_every_package_with_hashes() -> None:
         text = (REPO_ROOT / "requirements" / name).read_text()
         pins = re.findall(r"^([A-Za-z0-9_.-]+)==\S+ \\\n\s+--hash=sha256:", text, re.M)
         assert pins and len(pins) == len(_locked(name)), name
+
+
+def test_pre_commit_hooks_work_offline() -> None:
+    config = yaml.safe_load((REPO_ROOT / ".pre-commit-config.yaml").read_text())
+    assert [repo["repo"] for repo in config["repos"]] == ["local"]
+    for hook in config["repos"][0]["hooks"]:
+        assert hook["language"] in ("script", "system", "fail"), hook["id"]
+        assert "additional_dependencies" not in hook, hook["id"]

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+
 from bot.guardrails import MAX_INPUT_CHARS, WHATSAPP_MAX_CHARS, clean_input, fit_reply
+from tests.conftest import signed_headers, whatsapp_form
 
 
 def test_control_and_format_characters_are_stripped() -> None:
@@ -19,3 +25,17 @@ def test_replies_fit_whatsapp() -> None:
     long = fit_reply("y" * (WHATSAPP_MAX_CHARS + 1))
     assert len(long) == WHATSAPP_MAX_CHARS
     assert long.endswith("…")
+
+
+@pytest.mark.parametrize(
+    ("guardrails", "answered"), [("true", "Empadronamiento:"), ("false", "Todavía")]
+)
+def test_webhook_cleans_input_only_with_guardrails(
+    make_app: Callable[..., Flask], guardrails: str, answered: str
+) -> None:
+    """A zero-width space inside a word hides it from the matcher unless guardrails strip it."""
+    form = whatsapp_form("necesito el padr\u200bon", sid="SMguard" + guardrails)
+    client = make_app({"GUARDRAILS_ON": guardrails}).test_client()
+    response = client.post("/webhook", data=form, headers=signed_headers(form))
+    assert response.status_code == 200
+    assert f"<Body>{answered}" in response.get_data(as_text=True)

@@ -9,7 +9,7 @@ import pytest
 
 from bot.logs import configure_logging, mask_phone_numbers
 
-SECRET = "tok-0123456789abcdef"
+SECRET = "tok-0123456789abcdef"  # pragma: allowlist secret
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,12 @@ from bot.signature import is_valid_signature, public_url, sign
 # twilio-python tests/unit/test_request_validator.py (see ../shared/docs/twilio-render-schedule.md)
 VECTOR_TOKEN = "12345"
 VECTOR_URL = "https://mycompany.com/myapp.php?foo=1&bar=2"
+SIGNATURE = "RSOYDt4T1cUTdK1PDd93/VVr8B8="  # pragma: allowlist secret
+SIGNATURE_WITH_PORT = "kvajT1Ptam85bY51eRf/AJRuM3w="  # pragma: allowlist secret
+SIGNATURE_REPEATED_KEYS = "IK+Dwps556ElfBT0I3Rgjkr1wJU="  # pragma: allowlist secret
 VECTOR_PARAMS = MultiDict(
     {
-        "CallSid": "CA1234567890ABCDE",
+        "CallSid": "CA1234567890ABCDE",  # pragma: allowlist secret
         "Caller": "+14158675309",
         "Digits": "1234",
         "From": "+14158675309",
@@ -26,20 +29,16 @@ VECTOR_PARAMS = MultiDict(
 
 
 def test_published_vector() -> None:
-    assert is_valid_signature(
-        VECTOR_TOKEN, VECTOR_URL, VECTOR_PARAMS, "RSOYDt4T1cUTdK1PDd93/VVr8B8="
-    )
-    assert sign(VECTOR_TOKEN, VECTOR_URL, VECTOR_PARAMS) == "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+    assert is_valid_signature(VECTOR_TOKEN, VECTOR_URL, VECTOR_PARAMS, SIGNATURE)
+    assert sign(VECTOR_TOKEN, VECTOR_URL, VECTOR_PARAMS) == SIGNATURE
 
 
 def test_published_vector_with_port_443() -> None:
     url = "https://mycompany.com:443/myapp.php?foo=1&bar=2"
-    assert sign(VECTOR_TOKEN, url, VECTOR_PARAMS) == "kvajT1Ptam85bY51eRf/AJRuM3w="
+    assert sign(VECTOR_TOKEN, url, VECTOR_PARAMS) == SIGNATURE_WITH_PORT
     # the validator accepts either form of the URL for either signature
-    assert is_valid_signature(VECTOR_TOKEN, url, VECTOR_PARAMS, "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
-    assert is_valid_signature(
-        VECTOR_TOKEN, VECTOR_URL, VECTOR_PARAMS, "kvajT1Ptam85bY51eRf/AJRuM3w="
-    )
+    assert is_valid_signature(VECTOR_TOKEN, url, VECTOR_PARAMS, SIGNATURE)
+    assert is_valid_signature(VECTOR_TOKEN, VECTOR_URL, VECTOR_PARAMS, SIGNATURE_WITH_PORT)
 
 
 def test_published_vector_with_repeated_keys() -> None:
@@ -52,16 +51,16 @@ def test_published_vector_with_repeated_keys() -> None:
             ("Digits", "1234"),
         ]
     )
-    assert is_valid_signature(VECTOR_TOKEN, VECTOR_URL, params, "IK+Dwps556ElfBT0I3Rgjkr1wJU=")
+    assert is_valid_signature(VECTOR_TOKEN, VECTOR_URL, params, SIGNATURE_REPEATED_KEYS)
 
 
 @pytest.mark.parametrize(
     ("token", "url", "signature"),
     [
-        ("", VECTOR_URL, "RSOYDt4T1cUTdK1PDd93/VVr8B8="),  # no token: fail closed
+        ("", VECTOR_URL, SIGNATURE),  # no token: fail closed
         (VECTOR_TOKEN, VECTOR_URL, ""),  # no header
-        ("54321", VECTOR_URL, "RSOYDt4T1cUTdK1PDd93/VVr8B8="),  # another token
-        (VECTOR_TOKEN, VECTOR_URL.replace("https", "http"), "RSOYDt4T1cUTdK1PDd93/VVr8B8="),
+        ("54321", VECTOR_URL, SIGNATURE),  # another token
+        (VECTOR_TOKEN, VECTOR_URL.replace("https", "http"), SIGNATURE),
         (VECTOR_TOKEN, VECTOR_URL, "RSOYDt4T1cUTdK1PDd93/VVr8B9="),  # tampered
     ],
 )
