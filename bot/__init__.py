@@ -14,7 +14,7 @@ from flask import Flask
 from bot import audio, logs, metrics, status, webhook
 from bot.answers import Answerer
 from bot.knowledge import DEFAULT_PATH, load_knowledge
-from bot.llm import GeminiClient
+from bot.llm import GEMINI_URL, GeminiClient
 from bot.metrics import Metrics
 from bot.replies import ReplyCache
 from bot.settings import SettingsError, load_settings
@@ -102,7 +102,7 @@ def _warmup_steps(app: Flask, state: BotState) -> list[WarmupStep]:
                 settings.gemini_api_key,
                 settings.llm_timeout,
                 structured=settings.structured_output_on,
-                **({"url": app.config["GEMINI_URL"]} if "GEMINI_URL" in app.config else {}),
+                url=app.config.get("GEMINI_URL", GEMINI_URL),
             )
         state.answerer = Answerer(
             state.knowledge,

@@ -49,5 +49,9 @@ def public_url(request: Request, public_base_url: str, render_external_url: str)
     Behind Render's TLS proxy the app sees http:// while Twilio signed https://
     (twilio-python#751), hence the configured bases come first.
     """
-    base = public_base_url or render_external_url or request.host_url.rstrip("/")
-    return base.rstrip("/") + _path_and_query(request)
+    return public_base(request, public_base_url, render_external_url) + _path_and_query(request)
+
+
+def public_base(request: Request, public_base_url: str, render_external_url: str) -> str:
+    """The scheme and host the outside world uses for this bot, without a trailing slash."""
+    return (public_base_url or render_external_url or request.host_url).rstrip("/")

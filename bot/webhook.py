@@ -10,7 +10,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.answers import Answer
 from bot.audio import AUDIO_ROUTE_PREFIX
-from bot.signature import is_valid_signature, public_url
+from bot.signature import is_valid_signature, public_base, public_url
 from bot.state import BotState, get_state
 
 MAX_BODY_BYTES = 64 * 1024
@@ -51,7 +51,7 @@ def _read_form_or_400() -> None:
 def _media_url(state: BotState, audio: str) -> str:
     settings = state.settings
     base = settings.audio_base_url or (
-        (settings.public_base_url or settings.render_external_url or request.host_url.rstrip("/"))
+        public_base(request, settings.public_base_url, settings.render_external_url)
         + AUDIO_ROUTE_PREFIX
     )
     return f"{base.rstrip('/')}/{quote(audio)}"
