@@ -38,9 +38,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=15, help="seconds of load (15)")
     parser.add_argument("--connections", type=int, default=50, help="concurrent connections (50)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
-    parser.add_argument("--requests", type=int, default=30_000, help="distinct requests (30000)")
+    parser.add_argument(
+        "--requests", type=int, help="distinct requests to prepare (30000, or 2000 a second)"
+    )
     parser.add_argument("--verbose", action="store_true", help="also print wrk's own output")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.requests = args.requests or max(30_000, 2_000 * args.duration)
+    return args
 
 
 def wait_for_health(url: str, server: DevServer, budget: float = 30.0) -> None:
@@ -238,10 +242,12 @@ def main(argv: list[str]) -> int:
     if shutil.which("wrk") is None:
         print("bench: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop gunicorn on SIGTERM too
+    # Ctrl-C and SIGTERM stop gunicorn too (even when started where SIGINT is ignored).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
     try:
         result = benchmark(args)
-    except (BenchError, DevServerError) as exc:
+    except (BenchError, DevServerError, httpx.HTTPError) as exc:
         print(f"bench: FAIL: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
