@@ -51,7 +51,10 @@ def warmup_status() -> tuple[Response, int]:
     state = get_state()
     assert state.warmup is not None
     report = state.warmup.report()
-    return jsonify(report.as_dict()), 200 if report.ready else 503
+    body = report.as_dict()
+    # What the cache refers to, so `opsctl verify` can check every file without a list of its own.
+    body["audio_files"] = list(state.knowledge.audio_files) if state.knowledge else []
+    return jsonify(body), 200 if report.ready else 503
 
 
 def init_app(app: Flask) -> None:

@@ -1,0 +1,137 @@
+"""What every check is and returns: Status, CheckResult, CheckContext and the Check base class."""
+
+from __future__ import annotations
+
+import enum
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # httpx is imported only when checks run (opsctl --version stays fast)
+    import httpx
+
+
+class Status(enum.StrEnum):
+    """A check's or a gate's outcome."""
+
+    PASS = "PASS"  # noqa: S105 - a status, not a password
+    WARN = "WARN"
+    FAIL = "FAIL"
+    ERROR = "ERROR"
+    """Could not run: unreachable, timeout, DNS, missing secret."""
+    SKIP = "SKIP"
+    BLOCKED = "BLOCKED"
+    """A gate it needs did not pass."""
+
+    @property
+    def passed(self) -> bool:
+        """PASS and WARN let the gates that need this one run."""
+        return self in (Status.PASS, Status.WARN)
+
+
+# How bad each status is when several are combined into one (a gate's checks).
+SEVERITY = {
+    Status.PASS: 0,
+    Status.SKIP: 1,
+    Status.WARN: 2,
+    Status.BLOCKED: 3,
+    Status.ERROR: 4,
+    Status.FAIL: 5,
+}
+
+
+def worst(statuses: list[Status]) -> Status:
+    """The most severe status; SKIP only when everything was skipped."""
+    if not statuses:
+        return Status.SKIP
+    ran = [s for s in statuses if s is not Status.SKIP] or statuses
+    return max(ran, key=SEVERITY.__getitem__)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check: never changed after creation."""
+
+    check_id: str
+    title: str
+    status: Status
+    reason: str
+    """One line: what was seen (for PASS, how much was looked at)."""
+    hint: str = ""
+    """For WARN, FAIL and ERROR: what to do about it."""
+    duration_s: float = 0.0
+    details: Mapping[str, Any] = field(default_factory=dict)
+    """JSON-serialisable measurements (latencies, files checked, cases)."""
+
+
+@dataclass(frozen=True)
+class Expectations:
+    """What an environment's bot should look like."""
+
+    health_status: tuple[str, ...] = ("ok", "healthy")
+    components: Mapping[str, Any] = field(default_factory=dict)
+    audio: tuple[str, ...] = ()
+    """Audio file names; empty means: discover them from /status/warmup."""
+    latency_warn_ms: float = 500.0
+    latency_fail_ms: float = 2000.0
+    cold_start_budget_s: float = 60.0
+    wake_timeout_s: float = 90.0
+    warm_samples: int = 5
+    require_https: bool = True
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """The world a check sees: where the bot is, what to expect, the HTTP client and secrets."""
+
+    env_name: str
+    base_url: str
+    """Where requests are sent."""
+    public_url: str
+    """The URL Twilio would call (signatures are computed for it); often base_url."""
+    expect: Expectations
+    client: httpx.AsyncClient
+    secrets: Mapping[str, str]
+    token_env: str = "TWILIO_AUTH_TOKEN"  # noqa: S105 - the variable's name
+    timeout_s: float = 10.0
+    clock: Callable[[], float] = time.perf_counter
+
+    def url(self, path: str) -> str:
+        """An absolute URL on the bot under test."""
+        return self.base_url.rstrip("/") + path
+
+
+class CheckError(Exception):
+    """A check could not run; becomes an ERROR result with this reason and hint."""
+
+    def __init__(self, reason: str, hint: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.hint = hint
+
+
+class Check(ABC):
+    """One verification; `run` never prints, exits or writes files."""
+
+    id: str
+    title: str
+
+    @abstractmethod
+    async def run(self, ctx: CheckContext) -> CheckResult:
+        """Look at the target and say what was found."""
+
+    def budget_s(self, ctx: CheckContext) -> float:
+        """How long the whole check may take before it is an ERROR."""
+        return 3 * ctx.timeout_s
+
+    def result(
+        self,
+        status: Status,
+        reason: str,
+        hint: str = "",
+        details: Mapping[str, Any] | None = None,
+    ) -> CheckResult:
+        """A result of this check (the runner fills in the duration)."""
+        return CheckResult(self.id, self.title, status, reason, hint, 0.0, dict(details or {}))

@@ -1,0 +1,1 @@
+"""Formats: each renders results to a string and never computes them."""

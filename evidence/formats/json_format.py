@@ -1,0 +1,57 @@
+"""JSON, schema `opsctl.verify/v1` (evidence/schemas/verify-v1.json): the run as data."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from checks.interface import CheckResult
+from opsctl.results import GateResult, RunResult
+
+SCHEMA_ID = "opsctl.verify/v1"
+
+
+def _check(result: CheckResult) -> dict[str, Any]:
+    return {
+        "id": result.check_id,
+        "title": result.title,
+        "status": result.status.value,
+        "reason": result.reason,
+        "hint": result.hint,
+        "duration_s": result.duration_s,
+        "details": dict(result.details),
+    }
+
+
+def _gate(gate: GateResult) -> dict[str, Any]:
+    return {
+        "id": gate.gate_id,
+        "title": gate.title,
+        "blocking": gate.blocking,
+        "status": gate.status.value,
+        "reason": gate.reason,
+        "duration_s": gate.duration_s,
+        "checks": [_check(c) for c in gate.checks],
+        "attempts": [
+            {"number": a.number, "status": a.status.value, "checks": [_check(c) for c in a.checks]}
+            for a in gate.attempts
+        ],
+    }
+
+
+def as_data(run: RunResult) -> dict[str, Any]:
+    """The run as JSON-ready data."""
+    return {
+        "schema": SCHEMA_ID,
+        "env": run.env,
+        "target": run.target,
+        "started_at": run.started_at,
+        "duration_s": run.duration_s,
+        "verdict": {"line": run.verdict, "exit_code": int(run.exit_code)},
+        "gates": [_gate(g) for g in run.gates],
+    }
+
+
+def render_json(run: RunResult) -> str:
+    """Pretty JSON with a trailing newline."""
+    return json.dumps(as_data(run), indent=2, ensure_ascii=False) + "\n"

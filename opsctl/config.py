@@ -1,0 +1,297 @@
+"""Load and validate opsctl.toml: environments, their expectations, and the gates."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from checks.interface import Expectations
+from opsctl.errors import OpsctlError
+
+DEFAULT_CONFIG = Path("opsctl.toml")
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+_NUMBER = {"type": "number", "exclusiveMinimum": 0}
+_NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}}
+_ENVIRONMENT = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "base_url": {"type": "string", "pattern": "^https?://[^/]+"},
+        "public_url": {"type": "string", "pattern": "^https?://[^/]+"},
+        "start_bot": {"type": "boolean"},
+        "token_env": {"type": "string", "pattern": "^[A-Z_][A-Z0-9_]*$"},
+        "health_status": {**_NAMES, "minItems": 1},
+        "components": {
+            "type": "object",
+            "additionalProperties": {"type": ["boolean", "integer", "string"]},
+        },
+        "audio": _NAMES,
+        "latency_warn_ms": _NUMBER,
+        "latency_fail_ms": _NUMBER,
+        "cold_start_budget_s": _NUMBER,
+        "wake_timeout_s": _NUMBER,
+        "warm_samples": {"type": "integer", "minimum": 1, "maximum": 100},
+        "timeout_s": _NUMBER,
+        "require_https": {"type": "boolean"},
+    },
+}
+_GATE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["title", "checks"],
+    "properties": {
+        "title": {"type": "string", "minLength": 1},
+        "checks": _NAMES,
+        "needs": _NAMES,
+        "blocking": {"type": "boolean"},
+        "skip_reason": {"type": "string"},
+        "retry": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "attempts": {"type": "integer", "minimum": 1, "maximum": 20},
+                "budget_s": _NUMBER,
+                "delay_s": {"type": "number", "minimum": 0},
+            },
+        },
+    },
+}
+SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["environments", "gates"],
+    "properties": {
+        "defaults": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "timeout_s": _NUMBER,
+                "concurrency": {"type": "integer", "minimum": 1, "maximum": 64},
+            },
+        },
+        "environments": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": _ENVIRONMENT,
+        },
+        "gates": {"type": "object", "minProperties": 1, "additionalProperties": _GATE},
+    },
+}
+
+
+class ConfigError(OpsctlError):
+    """opsctl.toml is missing or wrong; the message names the file, the key and the fix."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How a gate may retry: up to `attempts` tries, `delay_s` apart, within `budget_s`."""
+
+    attempts: int = 1
+    budget_s: float = 0.0
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A phase-plan gate: its checks, the gates it needs, and whether it blocks the verdict."""
+
+    id: str
+    title: str
+    checks: tuple[str, ...]
+    needs: tuple[str, ...] = ()
+    blocking: bool = True
+    retry: Retry = field(default_factory=Retry)
+    skip_reason: str = ""
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Where a bot runs and what it should look like there."""
+
+    name: str
+    base_url: str
+    public_url: str
+    start_bot: bool
+    token_env: str
+    timeout_s: float
+    expect: Expectations
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole of opsctl.toml, validated."""
+
+    path: Path
+    environments: Mapping[str, Environment]
+    gates: Mapping[str, Gate]
+    concurrency: int = 8
+
+    def environment(self, name: str) -> Environment:
+        """The named environment, or a ConfigError listing the known ones."""
+        if name not in self.environments:
+            known = ", ".join(self.environments)
+            raise ConfigError(
+                f"{self.path}: no environment {name!r}; fix: use one of: {known}, "
+                f"or add [environments.{name}]"
+            )
+        return self.environments[name]
+
+
+def load_config(path: Path, check_ids: Iterable[str]) -> Config:
+    """Read, validate and build the configuration; ConfigError on any problem."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: not found; fix: run from the repository root or pass --config FILE"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}; fix: correct the TOML syntax") from None
+    _validate_schema(path, raw)
+    defaults = raw.get("defaults", {})
+    timeout_s = float(defaults.get("timeout_s", 10))
+    environments = {
+        name: _environment(path, name, data, timeout_s)
+        for name, data in raw["environments"].items()
+    }
+    gates = {gate_id: _gate(gate_id, data) for gate_id, data in raw["gates"].items()}
+    _validate_gates(path, gates, set(check_ids))
+    return Config(path, environments, gates, int(defaults.get("concurrency", 8)))
+
+
+def _validate_schema(path: Path, raw: dict[str, Any]) -> None:
+    import jsonschema  # lazily: opsctl --version must stay fast
+
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
+    if error is None:
+        return
+    key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        known = ", ".join(sorted(error.schema.get("properties", {}))) or "none"
+        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        where = f"{key}.{unknown[0]}" if error.absolute_path else unknown[0]
+        raise ConfigError(f"{path}: {where}: unknown key; fix: remove it or use one of: {known}")
+    if error.validator == "required":
+        raise ConfigError(f"{path}: {key}: {error.message}; fix: add it")
+    fixes = {
+        "type": f"give a value of type {error.validator_value}",
+        "pattern": f"match {error.validator_value}",
+        "exclusiveMinimum": "give a number above 0",
+        "minimum": f"give a number of at least {error.validator_value}",
+        "maximum": f"give a number of at most {error.validator_value}",
+        "minItems": "list at least one value",
+        "minProperties": "define at least one",
+        "minLength": "give a non-empty string",
+    }
+    fix = fixes.get(str(error.validator), "see the comments in opsctl.toml")
+    raise ConfigError(f"{path}: {key}: {error.message}; fix: {fix}")
+
+
+def _is_loopback(url: str) -> bool:
+    return (urlsplit(url).hostname or "") in LOOPBACK_HOSTS
+
+
+def _environment(path: Path, name: str, data: dict[str, Any], timeout_s: float) -> Environment:
+    start_bot = bool(data.get("start_bot", False))
+    base_url = str(data.get("base_url", "")).rstrip("/")
+    if not base_url and not start_bot:
+        raise ConfigError(
+            f'{path}: environments.{name}: no base_url; fix: add base_url = "https://..." '
+            "or start_bot = true"
+        )
+    local = start_bot or _is_loopback(base_url)
+    expect = Expectations(
+        health_status=tuple(data.get("health_status", ("ok", "healthy"))),
+        components=dict(data.get("components", {})),
+        audio=tuple(data.get("audio", ())),
+        latency_warn_ms=float(data.get("latency_warn_ms", 500)),
+        latency_fail_ms=float(data.get("latency_fail_ms", 2000)),
+        cold_start_budget_s=float(data.get("cold_start_budget_s", 60)),
+        wake_timeout_s=float(data.get("wake_timeout_s", 90)),
+        warm_samples=int(data.get("warm_samples", 5)),
+        require_https=bool(data.get("require_https", not local)),
+    )
+    if expect.latency_warn_ms > expect.latency_fail_ms:
+        raise ConfigError(
+            f"{path}: environments.{name}.latency_warn_ms is above latency_fail_ms; "
+            "fix: the warning limit must be the lower one"
+        )
+    return Environment(
+        name=name,
+        base_url=base_url,
+        public_url=str(data.get("public_url", base_url)).rstrip("/"),
+        start_bot=start_bot,
+        token_env=str(data.get("token_env", "TWILIO_AUTH_TOKEN")),
+        timeout_s=float(data.get("timeout_s", timeout_s)),
+        expect=expect,
+    )
+
+
+def _gate(gate_id: str, data: dict[str, Any]) -> Gate:
+    retry = data.get("retry", {})
+    return Gate(
+        id=gate_id,
+        title=str(data["title"]),
+        checks=tuple(data["checks"]),
+        needs=tuple(data.get("needs", ())),
+        blocking=bool(data.get("blocking", True)),
+        retry=Retry(
+            attempts=int(retry.get("attempts", 1)),
+            budget_s=float(retry.get("budget_s", 0)),
+            delay_s=float(retry.get("delay_s", 0)),
+        ),
+        skip_reason=str(data.get("skip_reason", "")),
+    )
+
+
+def _validate_gates(path: Path, gates: Mapping[str, Gate], check_ids: set[str]) -> None:
+    for gate in gates.values():
+        for check in gate.checks:
+            if check not in check_ids:
+                raise ConfigError(
+                    f"{path}: gates.{gate.id}.checks: unknown check {check!r}; "
+                    f"fix: use one of: {', '.join(sorted(check_ids))}"
+                )
+        for need in gate.needs:
+            if need not in gates:
+                raise ConfigError(
+                    f"{path}: gates.{gate.id}.needs: unknown gate {need!r}; "
+                    f"fix: use one of: {', '.join(gates)}"
+                )
+    cycle = _find_cycle(gates)
+    if cycle:
+        raise ConfigError(
+            f"{path}: gates.{cycle[0]}.needs: cycle {' -> '.join(cycle)}; "
+            "fix: remove one of these needs"
+        )
+
+
+def _find_cycle(gates: Mapping[str, Gate]) -> list[str]:
+    """A list of gate ids forming a cycle in `needs` (first id repeated at the end), or []."""
+    state: dict[str, str] = {}
+
+    def visit(gate_id: str, trail: list[str]) -> list[str]:
+        if state.get(gate_id) == "done":
+            return []
+        if state.get(gate_id) == "open":
+            return [*trail[trail.index(gate_id) :], gate_id]
+        state[gate_id] = "open"
+        for need in gates[gate_id].needs:
+            found = visit(need, [*trail, gate_id])
+            if found:
+                return found
+        state[gate_id] = "done"
+        return []
+
+    for gate_id in gates:
+        found = visit(gate_id, [])
+        if found:
+            return found
+    return []

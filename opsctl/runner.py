@@ -1,0 +1,186 @@
+"""Run gates concurrently: checks in parallel on one HTTP client, needs respected, retries kept."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import httpx
+
+from checks.interface import Check, CheckContext, CheckError, CheckResult, Status, worst
+from opsctl.config import Gate
+from opsctl.results import GateAttempt, GateResult, RunResult
+
+# Called when a check starts (result None) and when it ends; the live table listens.
+EventHandler = Callable[[str, str, CheckResult | None], None]
+
+
+def _ignore(gate_id: str, check_id: str, result: CheckResult | None) -> None:
+    pass
+
+
+def describe_http_error(exc: httpx.HTTPError, timeout_s: float) -> tuple[str, str]:
+    """(reason, hint) for an HTTP failure: refused, DNS, timeout, TLS, protocol."""
+    url = str(exc.request.url) if _has_request(exc) else "the target"
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return (
+            f"no answer from {url} within {timeout_s:g}s ({type(exc).__name__})",
+            "is the service up and awake? a sleeping free instance needs a longer wake",
+        )
+    if isinstance(exc, httpx.ConnectError):
+        lowered = text.lower()
+        if (
+            "name or service not known" in lowered
+            or "name resolution" in lowered
+            or ("nodename nor servname" in lowered)
+        ):
+            return (f"DNS lookup failed for {url}", "check base_url in opsctl.toml")
+        if "refused" in lowered:
+            return (f"connection refused at {url}", "is the service running on that port?")
+        if "ssl" in lowered or "certificate" in lowered:
+            return (f"TLS failed for {url}: {text}", "check the certificate and the URL")
+        return (f"could not connect to {url}: {text}", "check base_url and the network")
+    return (
+        f"HTTP error talking to {url}: {type(exc).__name__}: {text}",
+        "the service broke the connection: look at its logs",
+    )
+
+
+def _has_request(exc: httpx.HTTPError) -> bool:
+    try:
+        exc.request  # noqa: B018 - raises RuntimeError when the error has no request
+    except RuntimeError:
+        return False
+    return True
+
+
+class Runner:
+    """Runs gates against one target; everything it needs is passed in."""
+
+    def __init__(
+        self,
+        checks: Mapping[str, Check],
+        on_event: EventHandler = _ignore,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        debug: bool = False,
+    ) -> None:
+        self._checks = checks
+        self._on_event = on_event
+        self._sleep = sleep
+        self._clock = clock
+        self._debug = debug
+
+    async def run(
+        self, gates: Sequence[Gate], ctx: CheckContext, skipped: Mapping[str, str] | None = None
+    ) -> RunResult:
+        """Run every gate once its needs are done; `skipped` maps gate id -> reason."""
+        skipped = skipped or {}
+        started_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        started = self._clock()
+        done: dict[str, asyncio.Future[GateResult]] = {
+            g.id: asyncio.get_running_loop().create_future() for g in gates
+        }
+
+        async def run_gate(gate: Gate) -> None:
+            needs = [await done[need] for need in gate.needs if need in done]
+            unmet = [n for n in needs if not n.status.passed]
+            if gate.id in skipped:
+                result = GateResult(
+                    gate.id, gate.title, gate.blocking, Status.SKIP, skipped[gate.id]
+                )
+            elif unmet:
+                reason = "needs " + ", ".join(f"{n.gate_id} ({n.status.value})" for n in unmet)
+                result = GateResult(gate.id, gate.title, gate.blocking, Status.BLOCKED, reason)
+            elif not gate.checks:
+                result = GateResult(
+                    gate.id,
+                    gate.title,
+                    gate.blocking,
+                    Status.SKIP,
+                    gate.skip_reason or "no checks configured",
+                )
+            else:
+                result = await self._run_gate(gate, ctx)
+            done[gate.id].set_result(result)
+
+        await asyncio.gather(*(run_gate(g) for g in gates))
+        return RunResult(
+            env=ctx.env_name,
+            target=ctx.base_url,
+            started_at=started_at,
+            duration_s=round(self._clock() - started, 3),
+            gates=tuple(done[g.id].result() for g in gates),
+        )
+
+    async def _run_gate(self, gate: Gate, ctx: CheckContext) -> GateResult:
+        started = self._clock()
+        attempts: list[GateAttempt] = []
+        while True:
+            results = await asyncio.gather(*(self.run_check(gate.id, c, ctx) for c in gate.checks))
+            status = worst([r.status for r in results])
+            attempts.append(GateAttempt(len(attempts) + 1, status, tuple(results)))
+            elapsed = self._clock() - started
+            more = len(attempts) < gate.retry.attempts
+            in_budget = elapsed + gate.retry.delay_s < gate.retry.budget_s
+            if status.passed or not (more and in_budget):
+                break
+            await self._sleep(gate.retry.delay_s)
+        last = attempts[-1]
+        reason = _gate_reason(last)
+        if last.status.passed and len(attempts) > 1:
+            status, reason = Status.WARN, f"passed on attempt {len(attempts)}; " + reason
+        else:
+            status = last.status
+        return GateResult(
+            gate.id,
+            gate.title,
+            gate.blocking,
+            status,
+            reason,
+            last.checks,
+            tuple(attempts),
+            round(self._clock() - started, 3),
+        )
+
+    async def run_check(self, gate_id: str, check_id: str, ctx: CheckContext) -> CheckResult:
+        """One check within its time budget; anything that stops it becomes an ERROR."""
+        check = self._checks[check_id]
+        self._on_event(gate_id, check_id, None)
+        started = self._clock()
+        budget = check.budget_s(ctx)
+        try:
+            result = await asyncio.wait_for(check.run(ctx), budget)
+        except CheckError as exc:
+            result = check.result(Status.ERROR, exc.reason, exc.hint)
+        except (TimeoutError, httpx.TimeoutException):
+            result = check.result(
+                Status.ERROR,
+                f"did not finish within {budget:g}s",
+                "is the service up and awake? raise timeout_s in opsctl.toml if it is just slow",
+            )
+        except httpx.HTTPError as exc:
+            result = check.result(Status.ERROR, *describe_http_error(exc, ctx.timeout_s))
+        except Exception as exc:
+            if self._debug:
+                raise
+            result = check.result(
+                Status.ERROR,
+                f"check crashed: {type(exc).__name__}: {exc}",
+                "run with --debug for the traceback",
+            )
+        result = replace(result, duration_s=round(self._clock() - started, 3))
+        self._on_event(gate_id, check_id, result)
+        return result
+
+
+def _gate_reason(attempt: GateAttempt) -> str:
+    """The gate's one-line reason: the first check with the gate's status, or a summary."""
+    for result in attempt.checks:
+        if result.status is attempt.status and attempt.status is not Status.PASS:
+            return f"{result.check_id}: {result.reason}"
+    return f"{len(attempt.checks)} checks passed"
