@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
 from collections.abc import Mapping
@@ -55,7 +56,7 @@ class HealthCheck(Check):
     async def run(self, ctx: CheckContext) -> CheckResult:
         expect = ctx.expect
         started = ctx.clock()
-        wake = await ctx.client.get(ctx.url("/health"), timeout=expect.wake_timeout_s)
+        wake = await self._wake(ctx, started)
         cold_start_s = ctx.clock() - started
         samples_ms = []
         for _ in range(expect.warm_samples):
@@ -106,28 +107,54 @@ class HealthCheck(Check):
                 "the service is overloaded or under-provisioned",
                 details=details,
             )
-        notes = []
+        notes: list[tuple[str, str]] = []  # (what was seen, what to do about it)
         if p50 > expect.latency_warn_ms or worst_ms > expect.latency_fail_ms:
             notes.append(
-                f"slow: p50 {p50:.0f} ms, max {worst_ms:.0f} ms "
-                f"(warn at {expect.latency_warn_ms:g} ms)"
+                (
+                    f"slow: p50 {p50:.0f} ms, max {worst_ms:.0f} ms "
+                    f"(warn at {expect.latency_warn_ms:g} ms)",
+                    "the service is short of CPU or busy: check its plan and its load",
+                )
             )
         if cold_start_s > expect.cold_start_budget_s:
             notes.append(
-                f"cold start {cold_start_s:.1f}s is over the {expect.cold_start_budget_s:g}s budget"
+                (
+                    f"cold start {cold_start_s:.1f}s is over the "
+                    f"{expect.cold_start_budget_s:g}s budget",
+                    "run `opsctl warmup` to keep the free instance awake",
+                )
             )
         if body.get("version") == "unknown":
-            notes.append("version is 'unknown' (RENDER_GIT_COMMIT not set)")
+            notes.append(
+                (
+                    "version is 'unknown'",
+                    "deploy through Render, which sets RENDER_GIT_COMMIT, so the commit is known",
+                )
+            )
         if notes:
             return self.result(
                 Status.WARN,
-                "; ".join(notes) + f"; {checked}",
-                "run `opsctl warmup` to keep the service awake; check the plan's resources",
+                "; ".join(text for text, _ in notes) + f"; {checked}",
+                "; ".join(hint for _, hint in notes),
                 details=details,
             )
         return self.result(
             Status.PASS, f"status {status!r}, version {body['version']}, {checked}", details=details
         )
+
+    @staticmethod
+    async def _wake(ctx: CheckContext, started: float) -> httpx.Response:
+        """The first answer that is not 'starting': a waking instance may take a while."""
+        while True:
+            remaining = ctx.expect.wake_timeout_s - (ctx.clock() - started)
+            response = await ctx.client.get(ctx.url("/health"), timeout=max(remaining, 0.1))
+            try:
+                starting = response.json().get("status") == "starting"
+            except (ValueError, AttributeError):
+                starting = False
+            if not starting or remaining <= 0.5:
+                return response
+            await asyncio.sleep(0.25)
 
 
 def _component_mismatches(actual: Any, expected: Mapping[str, Any]) -> list[str]:

@@ -5,25 +5,53 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import click
-import httpx
-from dotenv import dotenv_values
 
-from opsctl.devserver import DevServer, DevServerError
+from opsctl import __version__
 from opsctl.errors import report
 from opsctl.exitcodes import ExitCode
+
+# Heavy libraries (httpx, rich, jsonschema, the checks) are imported inside the commands,
+# so `opsctl --version` and `opsctl --help` start about as fast as click itself.
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=Path("opsctl.toml"),
+    show_default=True,
+    help="The configuration file.",
+)
+env_file_option = click.option(
+    "--env-file",
+    type=click.Path(path_type=Path),
+    default=Path(".env"),
+    show_default=True,
+    help="Secrets and settings (exported variables win).",
+)
 
 
 def _environment(env_file: Path) -> dict[str, str]:
     """os.environ over the .env file: what is exported wins, as with docker and Render."""
+    from dotenv import dotenv_values
+
     from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
     return {**from_file, **os.environ}
 
 
+def _load(config_path: Path) -> Any:
+    from checks.registry import CHECKS
+    from opsctl.config import load_config
+
+    return load_config(config_path, CHECKS)
+
+
 @click.group()
+@click.version_option(__version__, prog_name="opsctl")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
@@ -32,16 +60,161 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 @cli.command()
-@click.option("--port", type=click.IntRange(0, 65535), default=10000, show_default=True)
+@click.option("--env", "env_name", required=True, help="Environment from opsctl.toml.")
+@config_option
+@env_file_option
 @click.option(
-    "--env-file",
-    type=click.Path(path_type=Path),
-    default=Path(".env"),
-    show_default=True,
-    help="Variables for the bot (exported ones win).",
+    "--url", help="Verify this deployment (canary, blue-green) with --env's expectations."
 )
-def serve(port: int, env_file: Path) -> None:
+@click.option("--only", multiple=True, metavar="GATE", help="Run this gate (and what it needs).")
+@click.option("--skip", multiple=True, metavar="GATE", help="Do not run this gate.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON (opsctl.verify/v1).")
+@click.option("--junit", type=click.Path(path_type=Path), help="Also write JUnit XML here.")
+@click.pass_context
+def verify(
+    ctx: click.Context,
+    env_name: str,
+    config_path: Path,
+    env_file: Path,
+    url: str | None,
+    only: tuple[str, ...],
+    skip: tuple[str, ...],
+    as_json: bool,
+    junit: Path | None,
+) -> int:
+    """Run the phase gates against an environment and give an honest verdict."""
+    from opsctl.verify import select_gates
+
+    config = _load(config_path)
+    env = config.environment(env_name)
+    gates, skipped = select_gates(config, only, skip)
+    run = _run(ctx, config, env, url, gates, skipped, _environment(env_file), as_json)
+    if junit is not None:
+        from evidence.formats.junit import render_junit
+
+        _write_atomically(junit, render_junit(run))
+    _show(run, as_json)
+    return int(run.exit_code)
+
+
+@cli.command()
+@click.argument("check_id")
+@click.option("--env", "env_name", required=True, help="Environment from opsctl.toml.")
+@config_option
+@env_file_option
+@click.option("--url", help="Check this deployment instead of the environment's.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON (opsctl.verify/v1).")
+@click.pass_context
+def check(
+    ctx: click.Context,
+    check_id: str,
+    env_name: str,
+    config_path: Path,
+    env_file: Path,
+    url: str | None,
+    as_json: bool,
+) -> int:
+    """Run one check against an environment."""
+    from checks.registry import CHECKS
+    from opsctl.config import ConfigError, Gate
+
+    if check_id not in CHECKS:
+        raise ConfigError(f"no check {check_id!r}; fix: use one of: {', '.join(sorted(CHECKS))}")
+    config = _load(config_path)
+    env = config.environment(env_name)
+    gate = Gate(id=check_id, title=CHECKS[check_id].title, checks=(check_id,))
+    run = _run(ctx, config, env, url, [gate], {}, _environment(env_file), as_json)
+    _show(run, as_json)
+    return int(run.exit_code)
+
+
+@cli.command()
+@config_option
+def gates(config_path: Path) -> int:
+    """List the gates, their checks and what they need."""
+    config = _load(config_path)
+    for gate in config.gates.values():
+        kind = "blocking" if gate.blocking else "advisory"
+        needs = f", needs {', '.join(gate.needs)}" if gate.needs else ""
+        click.echo(f"{gate.id}  {gate.title}  ({kind}{needs})")
+        checks = ", ".join(gate.checks) or f"none: {gate.skip_reason or 'no checks configured'}"
+        click.echo(f"    checks: {checks}")
+    return ExitCode.OK
+
+
+def _run(
+    ctx: click.Context,
+    config: Any,
+    env: Any,
+    url: str | None,
+    gates: list[Any],
+    skipped: Mapping[str, str],
+    environ: Mapping[str, str],
+    quiet: bool,
+) -> Any:
+    """Open the target, run the gates (with a live table on a terminal), close the target."""
+    import asyncio
+
+    from opsctl.verify import open_target, run_gates
+
+    debug = bool(ctx.obj and ctx.obj.get("debug"))
+    console = _rich_console() if not quiet else None
+    with open_target(env, url, environ) as target:
+        if console is None:
+            return asyncio.run(run_gates(config, env, target, gates, skipped, _no_event, debug))
+        from opsctl.console import LiveTable
+
+        with LiveTable(gates, console) as table:
+            return asyncio.run(
+                run_gates(config, env, target, gates, skipped, table.on_event, debug)
+            )
+
+
+def _no_event(gate_id: str, check_id: str, result: object) -> None:
+    pass
+
+
+def _rich_console() -> Any:
+    """A rich console when stdout is a colour terminal; None for plain lines."""
+    if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
+        return None
+    from rich.console import Console
+
+    return Console()
+
+
+def _show(run: Any, as_json: bool) -> None:
+    if as_json:
+        from evidence.formats.json_format import render_json
+
+        click.echo(render_json(run), nl=False)
+        return
+    console = _rich_console()
+    if console is None:
+        from evidence.formats.text import render_text
+
+        click.echo(render_text(run), nl=False)
+    else:
+        from opsctl.console import print_run
+
+        print_run(run, console)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write next to the target, then rename: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=10000, show_default=True)
+@env_file_option
+def serve(port: int, env_file: Path) -> int:
     """Serve the bot on 127.0.0.1 with the Dockerfile's gunicorn command; Ctrl-C stops it."""
+    from opsctl.devserver import DevServer
+
     server = DevServer(_environment(env_file), port=port, on_line=click.echo)
     # SIGTERM (from a supervisor or `timeout`) stops gunicorn too, as Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -57,13 +230,20 @@ def serve(port: int, env_file: Path) -> None:
         pass
     finally:
         server.stop()
+    return ExitCode.OK
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _wait_for_health(url: str, server: DevServer, budget: float = 30.0) -> str:
+def _wait_for_health(url: str, server: Any, budget: float = 30.0) -> str:
+    import time
+
+    import httpx
+
+    from opsctl.devserver import DevServerError
+
     deadline = time.monotonic() + budget
     status = "no answer"
     while time.monotonic() < deadline and server.process.poll() is None:
@@ -80,17 +260,18 @@ def _wait_for_health(url: str, server: DevServer, budget: float = 30.0) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the command, map any error to one line and an exit code."""
+    """Run the command; map any error to one line on stderr and an exit code."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        cli.main(args=args, standalone_mode=False)
+        code = cli.main(args=args, prog_name="opsctl", standalone_mode=False)
     except click.exceptions.Abort:
+        click.echo("opsctl: aborted", err=True)
         return ExitCode.USAGE
     except click.exceptions.Exit as done:
         return int(done.exit_code)
-    except Exception as exc:
+    except Exception as exc:  # the one place errors become a line and an exit code
         return report(exc, debug="--debug" in args)
-    return ExitCode.OK
+    return int(code) if isinstance(code, int) else ExitCode.OK
 
 
 def run() -> None:

@@ -183,4 +183,7 @@ def _gate_reason(attempt: GateAttempt) -> str:
     for result in attempt.checks:
         if result.status is attempt.status and attempt.status is not Status.PASS:
             return f"{result.check_id}: {result.reason}"
-    return f"{len(attempt.checks)} checks passed"
+    passed = sum(r.status.passed for r in attempt.checks)
+    skipped = len(attempt.checks) - passed
+    summary = f"{passed} check{'s' if passed != 1 else ''} passed"
+    return summary + (f", {skipped} skipped" if skipped else "")
