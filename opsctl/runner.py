@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -25,37 +27,45 @@ def _ignore(gate_id: str, check_id: str, result: CheckResult | None) -> None:
 def describe_http_error(exc: httpx.HTTPError, timeout_s: float) -> tuple[str, str]:
     """(reason, hint) for an HTTP failure: refused, DNS, timeout, TLS, protocol."""
     url = str(exc.request.url) if _has_request(exc) else "the target"
-    text = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
         return (
             f"no answer from {url} within {timeout_s:g}s ({type(exc).__name__})",
             "is the service up and awake? a sleeping free instance needs a longer wake",
         )
+    # httpx says "All connection attempts failed"; the cause underneath says which.
+    causes = list(_causes(exc))
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return (f"connection refused at {url}", "is the service running on that port?")
+    if any(isinstance(c, socket.gaierror) for c in causes):
+        return (f"DNS lookup failed for {url}", "check base_url in opsctl.toml")
+    if any(isinstance(c, ssl.SSLError) for c in causes):
+        return (f"TLS failed for {url}: {exc}", "check the certificate and the URL")
     if isinstance(exc, httpx.ConnectError):
-        lowered = text.lower()
-        if (
-            "name or service not known" in lowered
-            or "name resolution" in lowered
-            or ("nodename nor servname" in lowered)
-        ):
-            return (f"DNS lookup failed for {url}", "check base_url in opsctl.toml")
-        if "refused" in lowered:
-            return (f"connection refused at {url}", "is the service running on that port?")
-        if "ssl" in lowered or "certificate" in lowered:
-            return (f"TLS failed for {url}: {text}", "check the certificate and the URL")
-        return (f"could not connect to {url}: {text}", "check base_url and the network")
+        return (f"could not connect to {url}: {exc}", "check base_url and the network")
     return (
-        f"HTTP error talking to {url}: {type(exc).__name__}: {text}",
+        f"HTTP error talking to {url}: {type(exc).__name__}: {exc}",
         "the service broke the connection: look at its logs",
     )
 
 
 def _has_request(exc: httpx.HTTPError) -> bool:
     try:
-        exc.request  # noqa: B018 - raises RuntimeError when the error has no request
+        exc.request  # noqa: B018 - raises RuntimeError when the error carries no request
     except RuntimeError:
         return False
     return True
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        if isinstance(current, BaseExceptionGroup):
+            for inner in current.exceptions:
+                yield from _causes(inner)
+        current = current.__cause__ or current.__context__
 
 
 class Runner:
@@ -157,7 +167,7 @@ class Runner:
             result = await asyncio.wait_for(check.run(ctx), budget)
         except CheckError as exc:
             result = check.result(Status.ERROR, exc.reason, exc.hint)
-        except (TimeoutError, httpx.TimeoutException):
+        except TimeoutError:  # the check's own budget, not one request's timeout
             result = check.result(
                 Status.ERROR,
                 f"did not finish within {budget:g}s",

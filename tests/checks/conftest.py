@@ -1,0 +1,76 @@
+"""Fixtures for check tests: the fake target and a config pointing at it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.bot_target import TargetSettings, serve_target
+
+PUBLIC = "https://bot.example.org"
+
+CONFIG = """
+[defaults]
+timeout_s = {timeout_s}
+
+[environments.fault]
+base_url = "{base_url}"
+public_url = "{public}"
+token_env = "FAKE_TWILIO_TOKEN"
+latency_warn_ms = 150
+latency_fail_ms = 250
+cold_start_budget_s = 20
+wake_timeout_s = {timeout_s}
+warm_samples = 3
+require_https = false
+
+[environments.fault.components]
+cache_entries = 8
+gemini_key_set = true
+twilio_configured = true
+whisper_enabled = false
+
+[gates."P2.1"]
+title = "Twilio pipeline"
+checks = ["webhook"]
+
+[gates."P2.2"]
+title = "Render deploy"
+checks = ["https", "health", "warmup", "audio", "metrics"]
+
+[gates."P2.6"]
+title = "Security"
+checks = []
+needs = ["P2.1", "P2.2"]
+skip_reason = "no checks yet"
+"""
+
+
+@pytest.fixture
+def fault_config(tmp_path: Path) -> Callable[..., Path]:
+    """Write an opsctl.toml whose `fault` environment points at base_url."""
+
+    def write(base_url: str, timeout_s: float = 2.0) -> Path:
+        path = tmp_path / "opsctl.toml"
+        path.write_text(CONFIG.format(base_url=base_url, public=PUBLIC, timeout_s=timeout_s))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def target() -> Iterator[Callable[..., str]]:
+    """Start a fake target with the given fault; returns its base URL."""
+    stack: list[Iterator[str]] = []
+
+    def start(fault: str = "", **options: object) -> str:
+        settings = TargetSettings(public_url=PUBLIC, fault=fault, **options)  # type: ignore[arg-type]
+        context = serve_target(settings)
+        stack.append(context)
+        return context.__enter__()
+
+    yield start
+    for context in stack:
+        context.__exit__(None, None, None)

@@ -1,0 +1,211 @@
+"""A loopback stand-in for the deployed bot that can be told to misbehave in one way at a time."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+AUDIO_DIR = Path(__file__).resolve().parents[2] / "bot" / "static" / "cache"
+COMPONENTS = {
+    "whisper_loaded": False,
+    "whisper_enabled": False,
+    "ffmpeg_available": False,
+    "gemini_key_set": True,
+    "twilio_configured": True,
+    "cache_entries": 8,
+    "demo_mode": False,
+    "llm_live": False,
+}
+FAULTS = (
+    "hang",
+    "health_500",
+    "health_invalid_json",
+    "health_degraded",
+    "wrong_component",
+    "audio_missing",
+    "audio_mistyped",
+    "head_get_disagree",
+    "webhook_accepts_unsigned",
+    "webhook_internal_url",
+    "slow_health",
+)
+
+
+@dataclass
+class TargetSettings:
+    """How the fake behaves: the token and public URL it validates against, one fault, a delay."""
+
+    token: str = "fake-token-0123456789"  # pragma: allowlist secret
+    public_url: str = ""
+    """Empty: the URL the request came to."""
+    fault: str = ""
+    delay_s: float = 0.0
+    """Added to every response (the concurrency benchmark uses 0.2)."""
+    hang_s: float = 30.0
+    slow_health_s: float = 0.3
+    requests: list[str] = field(default_factory=list)
+
+
+def _handler(settings: TargetSettings) -> type[BaseHTTPRequestHandler]:
+    audio = {p.name: p.read_bytes() for p in AUDIO_DIR.glob("*.mp3")}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _send(
+            self,
+            status: int,
+            body: bytes,
+            kind: str,
+            extra: dict[str, str] | None = None,
+            length: int | None = None,
+            head: bool = False,
+        ) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body) if length is None else length))
+            for name, value in (extra or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            if not head:
+                self.wfile.write(body)
+
+        def _json(self, status: int, data: Any) -> None:
+            self._send(status, json.dumps(data).encode(), "application/json")
+
+        def _begin(self) -> str:
+            settings.requests.append(f"{self.command} {self.path}")
+            time.sleep(settings.delay_s)
+            return settings.fault
+
+        def do_GET(self) -> None:
+            self._get(head=False)
+
+        def do_HEAD(self) -> None:
+            self._get(head=True)
+
+        def _get(self, head: bool) -> None:
+            fault = self._begin()
+            if self.path == "/health":
+                self._health(fault)
+            elif self.path == "/status/warmup":
+                self._json(
+                    200,
+                    {
+                        "ready": True,
+                        "status": "ok",
+                        "duration_sec": 0.1,
+                        "checks": {"knowledge_base": {"ok": True, "detail": "8 entries"}},
+                        "errors": [],
+                        "warnings": [],
+                        "audio_files": sorted(audio),
+                    },
+                )
+            elif self.path == "/metrics":
+                self._send(
+                    200,
+                    b"# HELP up Up\n# TYPE up gauge\nup 1.0\n",
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )
+            elif self.path.startswith("/static/cache/"):
+                self._audio(self.path.rsplit("/", 1)[1], fault, head)
+            else:
+                self._send(404, b"not found\n", "text/plain")
+
+        def _health(self, fault: str) -> None:
+            if fault == "hang":
+                time.sleep(settings.hang_s)
+            if fault == "slow_health":
+                time.sleep(settings.slow_health_s)
+            if fault == "health_500":
+                self._send(500, b"<h1>Internal Server Error</h1>", "text/html")
+                return
+            if fault == "health_invalid_json":
+                self._send(200, b"{status: ok", "application/json")
+                return
+            components = dict(COMPONENTS)
+            if fault == "wrong_component":
+                components["cache_entries"] = 7
+            status = "degraded" if fault == "health_degraded" else "ok"
+            self._json(
+                200 if status == "ok" else 503,
+                {
+                    "status": status,
+                    "uptime_s": 5,
+                    "version": "abc1234",
+                    "components": components,
+                },
+            )
+
+        def _audio(self, name: str, fault: str, head: bool) -> None:
+            data = audio.get(name)
+            if data is None or (fault == "audio_missing" and name == "imv_es.mp3"):
+                self._send(404, b"not found\n", "text/plain", head=head)
+                return
+            kind = "audio/mpeg"
+            if fault == "audio_mistyped" and name == "imv_fr.mp3":
+                kind, data = "text/html", b"<html>oops</html>" + data
+            length = len(data)
+            if head:
+                if fault == "head_get_disagree" and name == "tarjeta_sanitaria_es.mp3":
+                    length += 100
+                self._send(200, b"", kind, {"Accept-Ranges": "bytes"}, length=length, head=True)
+                return
+            if self.headers.get("Range", "").startswith("bytes=0-"):
+                end = min(int(self.headers["Range"][8:] or length - 1), length - 1)
+                self._send(206, data[: end + 1], kind, {"Content-Range": f"bytes 0-{end}/{length}"})
+                return
+            self._send(200, data, kind)
+
+        def do_POST(self) -> None:
+            fault = self._begin()
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if self.path != "/webhook":
+                self._send(404, b"", "text/plain")
+                return
+            form = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
+            public = settings.public_url or f"http://{self.headers['Host']}"
+            if fault == "webhook_internal_url":
+                # Behind a TLS-terminating proxy that keeps the Host: the app sees http://.
+                public = "http://" + public.split("://", 1)[1]
+            url = public + "/webhook"
+            signature = self.headers.get("X-Twilio-Signature", "")
+            valid = bool(signature) and RequestValidator(settings.token).validate(
+                url, form, signature
+            )
+            if not valid and fault != "webhook_accepts_unsigned":
+                self._send(403, b"Forbidden\n", "text/plain")
+                return
+            reply = MessagingResponse()
+            reply.message().body("¡Hola! Soy Clara.")
+            self._send(200, str(reply).encode(), "application/xml")
+
+    return Handler
+
+
+@contextmanager
+def serve_target(settings: TargetSettings) -> Iterator[str]:
+    """Serve the fake on 127.0.0.1 with a free port; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(settings))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
