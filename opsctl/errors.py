@@ -22,8 +22,9 @@ class OpsctlError(Exception):
             self.exit_code = exit_code
 
 
-def report(exc: BaseException, debug: bool, stream: TextIO = sys.stderr) -> ExitCode:
+def report(exc: BaseException, debug: bool, stream: TextIO | None = None) -> ExitCode:
     """Print one line for `exc` (the traceback too with --debug) and return its exit code."""
+    stream = stream or sys.stderr  # looked up now: tests and callers may have replaced it
     if debug:
         traceback.print_exception(exc, file=stream)
     if isinstance(exc, OpsctlError):

@@ -1,0 +1,143 @@
+"""A broken opsctl.toml: exit 2 with one line naming the file, the key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from checks.registry import CHECKS
+from opsctl.cli import main
+from opsctl.config import load_config
+from tests.conftest import REPO_ROOT
+
+GOOD = """
+[environments.render]
+base_url = "https://clara.onrender.com"
+
+[environments.render.components]
+cache_entries = 8
+
+[gates."P2.1"]
+title = "Twilio pipeline"
+checks = ["webhook"]
+
+[gates."P2.6"]
+title = "Security"
+checks = []
+needs = ["P2.1"]
+"""
+
+
+def test_the_repository_config_loads() -> None:
+    config = load_config(REPO_ROOT / "opsctl.toml", CHECKS)
+    assert list(config.gates) == ["P2.1", "P2.2", "P2.3", "P2.4", "P2.5", "P2.6"]
+    assert config.gates["P2.6"].needs == ("P2.1", "P2.2")
+    assert config.environments["local"].start_bot is True
+    render = config.environments["render"]
+    assert render.expect.components == {
+        "cache_entries": 8,
+        "gemini_key_set": True,
+        "twilio_configured": True,
+        "whisper_enabled": False,
+    }
+    assert render.expect.require_https is True
+    assert config.environments["local"].expect.require_https is False
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ("[environments.render]", "[environments.render]\nbase_ur = 'x'"),
+            "environments.render.base_ur: unknown key; fix: remove it or use one of: audio, "
+            "base_url",
+        ),
+        (
+            ("cache_entries = 8", "cache_entries = 8.5"),
+            "environments.render.components.cache_entries: 8.5 is not of type 'boolean', "
+            "'integer', 'string'; fix: give a value of type",
+        ),
+        (
+            ('base_url = "https://clara.onrender.com"', "base_url = 'clara.onrender.com'"),
+            "environments.render.base_url: 'clara.onrender.com' does not match",
+        ),
+        (
+            ('checks = ["webhook"]', 'checks = ["webhok"]'),
+            "gates.P2.1.checks: unknown check 'webhok'; fix: use one of: audio, health, https",
+        ),
+        (
+            ('needs = ["P2.1"]', 'needs = ["P2.9"]'),
+            "gates.P2.6.needs: unknown gate 'P2.9'; fix: use one of: P2.1, P2.6",
+        ),
+        (
+            ('checks = ["webhook"]', 'checks = ["webhook"]\nneeds = ["P2.6"]'),
+            "gates.P2.1.needs: cycle P2.1 -> P2.6 -> P2.1; fix: remove one of these needs",
+        ),
+        (
+            ('title = "Security"', "title = 7"),
+            "gates.P2.6.title: 7 is not of type 'string'; fix: give a value of type string",
+        ),
+        (('[gates."P2.1"]', '[gates."P2.1"'), "fix: correct the TOML syntax"),
+        (
+            ("[environments.render]", "[environment.render]"),
+            "environment: unknown key; fix: remove it or use one of: defaults, environments, gates",
+        ),
+    ],
+)
+def test_broken_config_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: tuple[str, str], message: str
+) -> None:
+    path = tmp_path / "opsctl.toml"
+    assert change[0] in GOOD
+    path.write_text(GOOD.replace(change[0], change[1], 1))
+    code = main(["verify", "--env", "render", "--config", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"opsctl: {path}: ")
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_missing_config_and_unknown_env(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gates", "--config", str(tmp_path / "nope.toml")]) == 2
+    assert capsys.readouterr().err == (
+        f"opsctl: {tmp_path / 'nope.toml'}: not found; fix: run from the repository root "
+        "or pass --config FILE\n"
+    )
+    path = tmp_path / "opsctl.toml"
+    path.write_text(GOOD)
+    assert main(["verify", "--env", "prod", "--config", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"opsctl: {path}: no environment 'prod'; fix: use one of: render, "
+        "or add [environments.prod]\n"
+    )
+
+
+def test_unknown_gate_and_check_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "opsctl.toml"
+    path.write_text(GOOD)
+    assert main(["verify", "--env", "render", "--config", str(path), "--only", "P9"]) == 2
+    assert capsys.readouterr().err == "opsctl: no gate 'P9'; fix: use one of: P2.1, P2.6\n"
+    assert main(["check", "nope", "--env", "render", "--config", str(path)]) == 2
+    assert "opsctl: no check 'nope'; fix: use one of: audio, health" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--debug", "gates", "--config", str(tmp_path / "nope.toml")]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_usage_error_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify"]) == 2
+    assert "Missing option '--env'" in capsys.readouterr().err
+
+
+def test_gates_lists_gates_checks_and_needs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gates", "--config", str(REPO_ROOT / "opsctl.toml")]) == 0
+    out = capsys.readouterr().out
+    assert "P2.1  Twilio pipeline  (blocking)\n    checks: webhook\n" in out
+    assert "P2.6  Security  (blocking, needs P2.1, P2.2)\n" in out
+    assert "P2.4  Notion  (advisory)\n    checks: none: no checks yet" in out
