@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-from-lock
 
-.PHONY: run test lint lock bench clean
+.PHONY: run serve test lint lock bench clean
 
 $(STAMP): requirements/toolkit.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,8 +12,12 @@ $(STAMP): requirements/toolkit.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-## run: serve the bot locally with the Dockerfile's gunicorn command and print its URL
+## run: start the bot (the Dockerfile's gunicorn command), verify it through every gate, stop it
 run: $(STAMP)
+	$(BIN)/opsctl verify --env local
+
+## serve: serve the bot on 127.0.0.1:10000 until Ctrl-C
+serve: $(STAMP)
 	$(BIN)/opsctl serve
 
 ## test: the whole test suite
@@ -31,6 +35,8 @@ lock: $(STAMP)
 
 bench: $(STAMP)
 	bench/webhook.sh
+	bench/verify_concurrency.sh
+	bench/startup.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

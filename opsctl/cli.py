@@ -220,7 +220,7 @@ def serve(port: int, env_file: Path) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         url = server.start()
-        health = _wait_for_health(url, server)
+        health = server.wait_ready()
         click.secho(
             f"Clara is serving at {url}  (health: {health}; webhook: {url}/webhook)", bold=True
         )
@@ -235,28 +235,6 @@ def serve(port: int, env_file: Path) -> int:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def _wait_for_health(url: str, server: Any, budget: float = 30.0) -> str:
-    import time
-
-    import httpx
-
-    from opsctl.devserver import DevServerError
-
-    deadline = time.monotonic() + budget
-    status = "no answer"
-    while time.monotonic() < deadline and server.process.poll() is None:
-        try:
-            status = httpx.get(f"{url}/health", timeout=2).json().get("status", "?")
-        except (httpx.HTTPError, ValueError):
-            status = "no answer"
-        if status not in ("starting", "no answer"):
-            return status
-        time.sleep(0.2)
-    if server.process.poll() is not None:
-        raise DevServerError("gunicorn exited: " + " | ".join(server.lines[-3:]))
-    return status
 
 
 def main(argv: list[str] | None = None) -> int:

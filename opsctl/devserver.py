@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -95,6 +96,24 @@ class DevServer:
                 )
             raise DevServerError(f"the bot did not listen within {timeout:g}s: {last}")
         return self.url
+
+    def wait_ready(self, budget: float = 30.0) -> str:
+        """Poll /health until the warm-up is over; return the status ('ok' or 'degraded')."""
+        import httpx
+
+        deadline = time.monotonic() + budget
+        status = "no answer"
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                status = str(httpx.get(f"{self.url}/health", timeout=2).json().get("status", "?"))
+            except (httpx.HTTPError, ValueError):
+                status = "no answer"
+            if status not in ("starting", "no answer"):
+                return status
+            time.sleep(0.05)
+        if self.process.poll() is not None:
+            raise DevServerError("gunicorn exited: " + " | ".join(self.lines[-3:]))
+        return status
 
     def _read_output(self) -> None:
         assert self._process is not None and self._process.stdout is not None

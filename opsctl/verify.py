@@ -63,6 +63,7 @@ def open_target(env: Environment, url: str | None, environ: Mapping[str, str]) -
     server = DevServer(bot_env, port=0)
     try:
         base_url = server.start()
+        server.wait_ready()  # judge the bot, not its first tenth of a second
         yield Target(base_url, env.public_url or base_url, {env.token_env: token})
     finally:
         server.stop()
