@@ -141,3 +141,17 @@ def test_gates_lists_gates_checks_and_needs(capsys: pytest.CaptureFixture[str]) 
     assert "P2.1  Twilio pipeline  (blocking)\n    checks: webhook\n" in out
     assert "P2.6  Security  (blocking, needs P2.1, P2.2)\n" in out
     assert "P2.4  Notion  (advisory)\n    checks: none: no checks yet" in out
+
+
+def test_version_imports_no_heavy_library() -> None:
+    """`opsctl --version` must not pay for httpx, rich or jsonschema (bench/startup.sh)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from opsctl.cli import main; rc = main(['--version']); "
+        "print(sorted(m for m in ('httpx', 'rich', 'jsonschema', 'flask', 'checks.registry') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == ["opsctl, version 0.1.0", "[]"]
