@@ -98,7 +98,10 @@ class HealthCheck(Check):
         checked = f"{len(expect.components)} components as expected; {timing}"
         if not body.get("version"):
             return self.result(
-                Status.FAIL, "/health reports no version", "the bot must report its commit"
+                Status.FAIL,
+                "/health reports no version",
+                "the bot must report its commit",
+                details=details,
             )
         if p50 > expect.latency_fail_ms:
             return self.result(
@@ -185,7 +188,12 @@ class WarmupCheck(Check):
         errors, warnings = report.get("errors") or [], report.get("warnings") or []
         details = {"duration_sec": report.get("duration_sec"), "checks": checks}
         if not isinstance(checks, dict) or not checks:
-            return self.result(Status.FAIL, "warm-up report lists no checks", details=details)
+            return self.result(
+                Status.FAIL,
+                "warm-up report lists no checks",
+                "the bot's start-up must check something: is this the right service?",
+                details=details,
+            )
         if report.get("ready") is not True or errors:
             return self.result(
                 Status.FAIL,
@@ -223,7 +231,11 @@ class MetricsCheck(Check):
         try:
             families = list(text_string_to_metric_families(response.text))
         except ValueError as exc:
-            return self.result(Status.FAIL, f"/metrics is not Prometheus text: {exc}")
+            return self.result(
+                Status.FAIL,
+                f"/metrics is not Prometheus text: {exc}",
+                "serve prometheus_client.generate_latest() with its CONTENT_TYPE_LATEST",
+            )
         samples = sum(len(f.samples) for f in families)
         if not families:
             return self.result(Status.FAIL, "/metrics is empty", "register the bot's metrics")

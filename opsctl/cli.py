@@ -216,8 +216,6 @@ def serve(port: int, env_file: Path) -> int:
     from opsctl.devserver import DevServer
 
     server = DevServer(_environment(env_file), port=port, on_line=click.echo)
-    # SIGTERM (from a supervisor or `timeout`) stops gunicorn too, as Ctrl-C does.
-    signal.signal(signal.SIGTERM, _interrupt)
     try:
         url = server.start()
         health = server.wait_ready()
@@ -240,11 +238,14 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; map any error to one line on stderr and an exit code."""
     args = sys.argv[1:] if argv is None else argv
+    # SIGTERM (a supervisor, `timeout`, CI cancelling) unwinds like Ctrl-C, so the bot that
+    # `verify --env local` or `serve` started is stopped in their `finally`.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         code = cli.main(args=args, prog_name="opsctl", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("opsctl: aborted", err=True)
-        return ExitCode.USAGE
+        click.echo("opsctl: interrupted", err=True)
+        return 130  # the shell's convention for SIGINT
     except click.exceptions.Exit as done:
         return int(done.exit_code)
     except Exception as exc:  # the one place errors become a line and an exit code
