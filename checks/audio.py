@@ -17,6 +17,7 @@ class AudioCheck(Check):
 
     id = "audio"
     title = "audio files reachable as MP3"
+    done_when = "every MP3: HEAD 200, ranged GET 206, audio/mpeg, same length, MP3 bytes"
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         names = ctx.expect.audio or await self._discover(ctx)

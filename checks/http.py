@@ -30,6 +30,7 @@ class HttpsCheck(Check):
 
     id = "https"
     title = "served over https"
+    done_when = "the base and public URLs are https (non-local environments)"
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         if not ctx.expect.require_https:
@@ -49,6 +50,10 @@ class HealthCheck(Check):
 
     id = "health"
     title = "/health ok, components as expected, warm latency"
+    done_when = (
+        "status accepted, components as expected, version reported; warm p50 under the "
+        "latency limit; cold start within budget"
+    )
 
     def budget_s(self, ctx: CheckContext) -> float:
         return ctx.expect.wake_timeout_s + ctx.expect.warm_samples * ctx.timeout_s
@@ -177,6 +182,7 @@ class WarmupCheck(Check):
 
     id = "warmup"
     title = "/status/warmup ready"
+    done_when = "the start-up warm-up is ready with no errors"
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         response = await ctx.client.get(ctx.url("/status/warmup"), timeout=ctx.timeout_s)
@@ -217,6 +223,7 @@ class MetricsCheck(Check):
 
     id = "metrics"
     title = "/metrics is Prometheus text"
+    done_when = "/metrics parses as Prometheus text with at least one metric"
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         from prometheus_client.parser import text_string_to_metric_families

@@ -24,6 +24,8 @@ class Status(enum.StrEnum):
     SKIP = "SKIP"
     BLOCKED = "BLOCKED"
     """A gate it needs did not pass."""
+    DOCUMENTED_BLOCKED = "DOCUMENTED-BLOCKED"
+    """A gate waived on the record (`opsctl gate waive`): known not done, never a PASS."""
 
     @property
     def passed(self) -> bool:
@@ -37,6 +39,7 @@ SEVERITY = {
     Status.SKIP: 1,
     Status.WARN: 2,
     Status.BLOCKED: 3,
+    Status.DOCUMENTED_BLOCKED: 3,
     Status.ERROR: 4,
     Status.FAIL: 5,
 }
@@ -97,6 +100,8 @@ class CheckContext:
     token_env: str = "TWILIO_AUTH_TOKEN"  # noqa: S105 - the variable's name
     timeout_s: float = 10.0
     clock: Callable[[], float] = time.perf_counter
+    derived_secrets: set[str] = field(default_factory=set)
+    """Values computed from secrets (signatures): checks add them, evidence redacts them."""
 
     def url(self, path: str) -> str:
         """An absolute URL on the bot under test."""
@@ -117,6 +122,8 @@ class Check(ABC):
 
     id: str
     title: str
+    done_when: str = ""
+    """The definition of done, as the phase plan states it."""
 
     @abstractmethod
     async def run(self, ctx: CheckContext) -> CheckResult:

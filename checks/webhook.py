@@ -62,6 +62,7 @@ class WebhookCheck(Check):
 
     id = "webhook"
     title = "/webhook 403 unsigned, 200 signed"
+    done_when = "unsigned 403; signed 200 with TwiML <Body>; tampered 403; signed for http:// 403"
 
     def budget_s(self, ctx: CheckContext) -> float:
         return 4 * ctx.timeout_s  # four requests, one after another
@@ -136,6 +137,7 @@ class WebhookCheck(Check):
             signature = validator.compute_signature(case.signed_for, form)
             if case.tamper:
                 signature = ("A" if signature[0] != "A" else "B") + signature[1:]
+            ctx.derived_secrets.add(signature)
             headers["X-Twilio-Signature"] = signature
         response: httpx.Response = await ctx.client.post(
             ctx.url("/webhook"), data=form, headers=headers, timeout=ctx.timeout_s

@@ -50,6 +50,7 @@ _GATE = {
         "needs": _NAMES,
         "blocking": {"type": "boolean"},
         "skip_reason": {"type": "string"},
+        "manual": _NAMES,
         "retry": {
             "type": "object",
             "additionalProperties": False,
@@ -108,6 +109,8 @@ class Gate:
     blocking: bool = True
     retry: Retry = field(default_factory=Retry)
     skip_reason: str = ""
+    manual: tuple[str, ...] = ()
+    """Criteria a person signs off (`opsctl gate sign`)."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,15 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class EvidencePaths:
+    """Where bundles, PHASE-STATUS.md and the sign-off ledger live (relative to opsctl.toml)."""
+
+    dir: Path = Path("evidence-out")
+    phase_status: Path = Path("PHASE-STATUS.md")
+    signoffs: Path = Path("signoffs.jsonl")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole of opsctl.toml, validated."""
 
@@ -131,6 +143,13 @@ class Config:
     environments: Mapping[str, Environment]
     gates: Mapping[str, Gate]
     concurrency: int = 8
+    evidence: EvidencePaths = field(default_factory=EvidencePaths)
+
+    def gate(self, gate_id: str) -> Gate:
+        """The named gate, or a ConfigError listing the known ones."""
+        if gate_id not in self.gates:
+            raise ConfigError(f"no gate {gate_id!r}; fix: use one of: {', '.join(self.gates)}")
+        return self.gates[gate_id]
 
     def environment(self, name: str) -> Environment:
         """The named environment, or a ConfigError listing the known ones."""
@@ -162,7 +181,14 @@ def load_config(path: Path, check_ids: Iterable[str]) -> Config:
     }
     gates = {gate_id: _gate(gate_id, data) for gate_id, data in raw["gates"].items()}
     _validate_gates(path, gates, set(check_ids))
-    return Config(path, environments, gates, int(defaults.get("concurrency", 8)))
+    paths = raw.get("evidence", {})
+    base = path.parent
+    evidence = EvidencePaths(
+        dir=base / paths.get("dir", "evidence-out"),
+        phase_status=base / paths.get("phase_status", "PHASE-STATUS.md"),
+        signoffs=base / paths.get("signoffs", "signoffs.jsonl"),
+    )
+    return Config(path, environments, gates, int(defaults.get("concurrency", 8)), evidence)
 
 
 def _validate_schema(path: Path, raw: dict[str, Any]) -> None:
@@ -248,6 +274,7 @@ def _gate(gate_id: str, data: dict[str, Any]) -> Gate:
             delay_s=float(retry.get("delay_s", 0)),
         ),
         skip_reason=str(data.get("skip_reason", "")),
+        manual=tuple(data.get("manual", ())),
     )
 
 

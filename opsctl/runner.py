@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 import httpx
 
 from checks.interface import Check, CheckContext, CheckError, CheckResult, Status, worst
+from evidence.signoffs import Signoff, signed_items, waiver_of
+from evidence.transcripts import current_check
 from opsctl.config import Gate
 from opsctl.results import GateAttempt, GateResult, RunResult
 
@@ -78,7 +80,9 @@ class Runner:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         debug: bool = False,
+        signoffs: Sequence[Signoff] = (),
     ) -> None:
+        self._signoffs = list(signoffs)
         self._checks = checks
         self._on_event = on_event
         self._sleep = sleep
@@ -98,23 +102,8 @@ class Runner:
 
         async def run_gate(gate: Gate) -> None:
             needs = [await done[need] for need in gate.needs if need in done]
-            unmet = [n for n in needs if not n.status.passed]
-            if gate.id in skipped:
-                result = GateResult(
-                    gate.id, gate.title, gate.blocking, Status.SKIP, skipped[gate.id]
-                )
-            elif unmet:
-                reason = "needs " + ", ".join(f"{n.gate_id} ({n.status.value})" for n in unmet)
-                result = GateResult(gate.id, gate.title, gate.blocking, Status.BLOCKED, reason)
-            elif not gate.checks:
-                result = GateResult(
-                    gate.id,
-                    gate.title,
-                    gate.blocking,
-                    Status.SKIP,
-                    gate.skip_reason or "no checks configured",
-                )
-            else:
+            result = self._settled_without_running(gate, needs, skipped)
+            if result is None:
                 result = await self._run_gate(gate, ctx)
             done[gate.id].set_result(result)
 
@@ -127,11 +116,38 @@ class Runner:
             gates=tuple(done[g.id].result() for g in gates),
         )
 
+    def _settled_without_running(
+        self, gate: Gate, needs: list[GateResult], skipped: Mapping[str, str]
+    ) -> GateResult | None:
+        """SKIP, DOCUMENTED-BLOCKED or BLOCKED when the gate's checks must not run; else None."""
+
+        def settled(status: Status, reason: str) -> GateResult:
+            return GateResult(gate.id, gate.title, gate.blocking, status, reason)
+
+        waiver = waiver_of(self._signoffs, gate.id)
+        unmet = [n for n in needs if not n.status.passed]
+        if gate.id in skipped:
+            return settled(Status.SKIP, skipped[gate.id])
+        if waiver is not None:
+            return settled(
+                Status.DOCUMENTED_BLOCKED, f"waived by {waiver.by} at {waiver.at}: {waiver.note}"
+            )
+        if unmet:
+            return settled(
+                Status.BLOCKED,
+                "needs " + ", ".join(f"{n.gate_id} ({n.status.value})" for n in unmet),
+            )
+        if not gate.checks and not gate.manual:
+            return settled(Status.SKIP, gate.skip_reason or "no checks configured")
+        return None
+
     async def _run_gate(self, gate: Gate, ctx: CheckContext) -> GateResult:
         started = self._clock()
         attempts: list[GateAttempt] = []
+        manual = self._manual_results(gate)
         while True:
-            results = await asyncio.gather(*(self.run_check(gate.id, c, ctx) for c in gate.checks))
+            ran = await asyncio.gather(*(self.run_check(gate.id, c, ctx) for c in gate.checks))
+            results = [*ran, *manual]
             status = worst([r.status for r in results])
             attempts.append(GateAttempt(len(attempts) + 1, status, tuple(results)))
             elapsed = self._clock() - started
@@ -157,12 +173,42 @@ class Runner:
             round(self._clock() - started, 3),
         )
 
+    def _manual_results(self, gate: Gate) -> list[CheckResult]:
+        """One result per manual criterion: PASS once signed off, WARN until then."""
+        signed = signed_items(self._signoffs, gate.id)
+        results = []
+        for item in gate.manual:
+            entry = signed.get(item)
+            if entry is None:
+                results.append(
+                    CheckResult(
+                        f"manual: {item}",
+                        item,
+                        Status.WARN,
+                        "not signed off yet",
+                        f"opsctl gate sign {gate.id} --item {item!r} --by NAME",
+                    )
+                )
+            else:
+                note = f": {entry.note}" if entry.note else ""
+                results.append(
+                    CheckResult(
+                        f"manual: {item}",
+                        item,
+                        Status.PASS,
+                        f"signed off by {entry.by} at {entry.at}{note}",
+                    )
+                )
+        return results
+
     async def run_check(self, gate_id: str, check_id: str, ctx: CheckContext) -> CheckResult:
         """One check within its time budget; anything that stops it becomes an ERROR."""
         check = self._checks[check_id]
         self._on_event(gate_id, check_id, None)
         started = self._clock()
         budget = check.budget_s(ctx)
+        # The task wait_for starts copies this context: the transcript knows whose request it is.
+        token = current_check.set(f"{gate_id}/{check_id}")
         try:
             result = await asyncio.wait_for(check.run(ctx), budget)
         except CheckError as exc:
@@ -183,6 +229,8 @@ class Runner:
                 f"check crashed: {type(exc).__name__}: {exc}",
                 "run with --debug for the traceback",
             )
+        finally:
+            current_check.reset(token)
         result = replace(result, duration_s=round(self._clock() - started, 3))
         self._on_event(gate_id, check_id, result)
         return result

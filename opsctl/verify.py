@@ -12,7 +12,7 @@ import httpx
 
 from checks.interface import CheckContext
 from checks.registry import CHECKS
-from opsctl.config import Config, ConfigError, Environment, Gate
+from opsctl.config import Config, Environment, Gate
 from opsctl.results import RunResult
 from opsctl.runner import EventHandler, Runner
 
@@ -90,8 +90,7 @@ def select_gates(
 ) -> tuple[list[Gate], dict[str, str]]:
     """The gates to run (with --only, those and what they need) and those skipped by --skip."""
     for name in (*only, *skip):
-        if name not in config.gates:
-            raise ConfigError(f"no gate {name!r}; fix: use one of: {', '.join(config.gates)}")
+        config.gate(name)  # a ConfigError names the known gates
     wanted = set(config.gates) if not only else set()
     pending = list(only)
     while pending:
