@@ -90,7 +90,8 @@ def render_html(run: RunResult, outcome: str = "completed") -> str:
         f"<h1>Verification of {escape(run.env)}</h1>",
         f'<p class="meta">{escape(run.target or "-")} &middot; started {escape(run.started_at)}'
         f" &middot; {run.duration_s:.1f}s</p>",
-        f'<div class="verdict" id="verdict" style="background:{colour}">{escape(run.verdict)}</div>',
+        f'<div class="verdict" id="verdict" style="background:{colour}">'
+        f"{escape(run.verdict)}</div>",
         note,
     ]
     for gate in run.gates:
