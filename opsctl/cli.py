@@ -70,6 +70,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--skip", multiple=True, metavar="GATE", help="Do not run this gate.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON (opsctl.verify/v1).")
 @click.option("--junit", type=click.Path(path_type=Path), help="Also write JUnit XML here.")
+@click.option(
+    "--evidence-dir",
+    type=click.Path(path_type=Path),
+    help="Where bundles go (default: [evidence] dir in opsctl.toml).",
+)
+@click.option("--no-evidence", is_flag=True, help="Write no bundle; leave PHASE-STATUS.md alone.")
 @click.pass_context
 def verify(
     ctx: click.Context,
@@ -81,19 +87,37 @@ def verify(
     skip: tuple[str, ...],
     as_json: bool,
     junit: Path | None,
+    evidence_dir: Path | None,
+    no_evidence: bool,
 ) -> int:
     """Run the phase gates against an environment and give an honest verdict."""
-    from opsctl.verify import select_gates
+    from evidence.signoffs import Ledger
+    from opsctl.verify import Capture, select_gates
 
     config = _load(config_path)
     env = config.environment(env_name)
     gates, skipped = select_gates(config, only, skip)
-    run = _run(ctx, config, env, url, gates, skipped, _environment(env_file), as_json)
+    capture = Capture(signoffs=Ledger(config.evidence.signoffs).entries())
+    evidence_root = None if no_evidence else (evidence_dir or config.evidence.dir)
+    run, bundle = _run(
+        ctx,
+        config,
+        env,
+        url,
+        gates,
+        skipped,
+        _environment(env_file),
+        as_json,
+        capture,
+        evidence_root,
+    )
     if junit is not None:
         from evidence.formats.junit import render_junit
 
         _write_atomically(junit, render_junit(run))
     _show(run, as_json)
+    if bundle is not None and not as_json:
+        click.echo(f"evidence: {bundle}")
     return int(run.exit_code)
 
 
@@ -123,7 +147,7 @@ def check(
     config = _load(config_path)
     env = config.environment(env_name)
     gate = Gate(id=check_id, title=CHECKS[check_id].title, checks=(check_id,))
-    run = _run(ctx, config, env, url, [gate], {}, _environment(env_file), as_json)
+    run, _ = _run(ctx, config, env, url, [gate], {}, _environment(env_file), as_json)
     _show(run, as_json)
     return int(run.exit_code)
 
@@ -151,23 +175,55 @@ def _run(
     skipped: Mapping[str, str],
     environ: Mapping[str, str],
     quiet: bool,
-) -> Any:
-    """Open the target, run the gates (with a live table on a terminal), close the target."""
+    capture: Any = None,
+    evidence_root: Path | None = None,
+) -> tuple[Any, Path | None]:
+    """Open the target, run the gates (a live table on a terminal), write the evidence, close.
+
+    Interrupted (Ctrl-C, SIGTERM), the finished checks still go into a bundle marked so.
+    """
     import asyncio
+    from datetime import UTC, datetime
 
-    from opsctl.verify import open_target, run_gates
+    from opsctl.verify import (
+        Capture,
+        interrupted_run,
+        open_target,
+        record_evidence,
+        run_gates,
+        secret_values,
+    )
 
+    capture = capture or Capture()
     debug = bool(ctx.obj and ctx.obj.get("debug"))
     console = _rich_console() if not quiet else None
+    started_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     with open_target(env, url, environ) as target:
-        if console is None:
-            return asyncio.run(run_gates(config, env, target, gates, skipped, _no_event, debug))
-        from opsctl.console import LiveTable
 
-        with LiveTable(gates, console) as table:
-            return asyncio.run(
-                run_gates(config, env, target, gates, skipped, table.on_event, debug)
-            )
+        def evidence(run: Any, outcome: str) -> Path | None:
+            if evidence_root is None:
+                return None
+            secrets = secret_values(target, environ, capture)
+            return record_evidence(config, run, capture, secrets, evidence_root, outcome)
+
+        try:
+            if console is None:
+                coroutine = run_gates(
+                    config, env, target, gates, skipped, _no_event, debug, capture
+                )
+                run = asyncio.run(coroutine)
+            else:
+                from opsctl.console import LiveTable
+
+                with LiveTable(gates, console) as table:
+                    coroutine = run_gates(
+                        config, env, target, gates, skipped, table.on_event, debug, capture
+                    )
+                    run = asyncio.run(coroutine)
+        except KeyboardInterrupt:
+            evidence(interrupted_run(env, target, gates, capture, started_at), "interrupted")
+            raise
+        return run, evidence(run, "completed")
 
 
 def _no_event(gate_id: str, check_id: str, result: object) -> None:

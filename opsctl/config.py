@@ -80,6 +80,15 @@ SCHEMA = {
             "minProperties": 1,
             "additionalProperties": _ENVIRONMENT,
         },
+        "evidence": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "dir": {"type": "string", "minLength": 1},
+                "phase_status": {"type": "string", "minLength": 1},
+                "signoffs": {"type": "string", "minLength": 1},
+            },
+        },
         "gates": {"type": "object", "minProperties": 1, "additionalProperties": _GATE},
     },
 }

@@ -6,14 +6,21 @@ import os
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 
-from checks.interface import CheckContext
+from checks.interface import CheckContext, CheckResult, Status
 from checks.registry import CHECKS
+from evidence.bundle import BundleInputs, EvidenceWriter
+from evidence.phase_status import render_phase_status
+from evidence.signoffs import Ledger, Signoff
+from evidence.store import phase_rows
+from evidence.transcripts import Recorder
 from opsctl.config import Config, Environment, Gate
-from opsctl.results import RunResult
+from opsctl.results import GateResult, RunResult
 from opsctl.runner import EventHandler, Runner
 
 # Variables the local bot must not inherit from the caller's shell: it gets its own.
@@ -102,6 +109,21 @@ def select_gates(
     return gates, {gate_id: "skipped with --skip" for gate_id in skip}
 
 
+@dataclass
+class Capture:
+    """What a run leaves for its evidence: HTTP exchanges, values derived from secrets, results."""
+
+    recorder: Recorder = field(default_factory=Recorder)
+    derived_secrets: set[str] = field(default_factory=set)
+    finished: dict[tuple[str, str], CheckResult] = field(default_factory=dict)
+    signoffs: Sequence[Signoff] = ()
+
+    def on_event(self, gate_id: str, check_id: str, result: CheckResult | None) -> None:
+        """Runner callback: keep finished results (an interrupted run still has them)."""
+        if result is not None:
+            self.finished[(gate_id, check_id)] = result
+
+
 async def run_gates(
     config: Config,
     env: Environment,
@@ -110,10 +132,19 @@ async def run_gates(
     skipped: Mapping[str, str],
     on_event: EventHandler,
     debug: bool = False,
+    capture: Capture | None = None,
 ) -> RunResult:
     """Run the gates against the target with one pooled HTTP client."""
+    capture = capture or Capture()
     limits = httpx.Limits(max_connections=config.concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=env.timeout_s) as client:
+
+    def both(gate_id: str, check_id: str, result: CheckResult | None) -> None:
+        capture.on_event(gate_id, check_id, result)
+        on_event(gate_id, check_id, result)
+
+    async with httpx.AsyncClient(
+        limits=limits, timeout=env.timeout_s, event_hooks=capture.recorder.hooks()
+    ) as client:
         ctx = CheckContext(
             env_name=env.name,
             base_url=target.base_url,
@@ -123,5 +154,74 @@ async def run_gates(
             secrets=target.secrets,
             token_env=env.token_env,
             timeout_s=env.timeout_s,
+            derived_secrets=capture.derived_secrets,
         )
-        return await Runner(CHECKS, on_event=on_event, debug=debug).run(gates, ctx, skipped)
+        runner = Runner(CHECKS, on_event=both, debug=debug, signoffs=capture.signoffs)
+        return await runner.run(gates, ctx, skipped)
+
+
+def interrupted_run(
+    env: Environment, target: Target, gates: Sequence[Gate], capture: Capture, started_at: str
+) -> RunResult:
+    """What an interrupted run had finished, every gate marked as cut short."""
+    results = []
+    for gate in gates:
+        done = tuple(r for (g, _), r in capture.finished.items() if g == gate.id)
+        results.append(
+            GateResult(
+                gate.id,
+                gate.title,
+                gate.blocking,
+                Status.ERROR,
+                "interrupted before the run finished",
+                done,
+            )
+        )
+    return RunResult(env.name, target.base_url, started_at, 0.0, tuple(results))
+
+
+def secret_values(target: Target, environ: Mapping[str, str], capture: Capture) -> set[str]:
+    """Everything evidence must never hold: configured secrets and values derived from them."""
+    from bot.settings import VARIABLES
+
+    names = {n for n, v in VARIABLES.items() if v.secret} | {"NOTION_TOKEN"}
+    values = {environ.get(n, "") for n in names} | set(target.secrets.values())
+    return {v for v in values | capture.derived_secrets if v}
+
+
+def record_evidence(
+    config: Config,
+    run: RunResult,
+    capture: Capture,
+    secrets: set[str],
+    root: Path,
+    outcome: str = "completed",
+) -> Path:
+    """Write the run's bundle, then regenerate PHASE-STATUS.md from the newest bundles."""
+    from opsctl import __version__
+
+    inputs = BundleInputs(
+        run=run,
+        tool_version=__version__,
+        git_commit=_git_commit() or "unknown",
+        ended_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        outcome=outcome,
+        exchanges=tuple(capture.recorder.exchanges),
+        signoffs=tuple(capture.signoffs),
+        definitions={check_id: check.done_when for check_id, check in CHECKS.items()},
+    )
+    bundle = EvidenceWriter(root).write(inputs, secrets)
+    write_phase_status(config, root)
+    return bundle
+
+
+def write_phase_status(config: Config, root: Path) -> Path:
+    """PHASE-STATUS.md from the newest bundle of each environment and the sign-off ledger."""
+    target = config.evidence.phase_status
+    text = render_phase_status(
+        phase_rows(root, target.parent), Ledger(config.evidence.signoffs).entries()
+    )
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, target)
+    return target

@@ -11,7 +11,13 @@ from opsctl.results import RunResult
 
 def _cell(text: str) -> str:
     """Text safe inside a Markdown table cell."""
-    return text.replace("|", "\\|").replace("\n", " ").strip()
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace("|", "\\|")
+        .replace("\n", " ")
+        .strip()
+    )
 
 
 def _done_when(check: CheckResult, definitions: Mapping[str, str]) -> str:

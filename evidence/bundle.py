@@ -1,0 +1,160 @@
+"""Write an evidence bundle: render, redact, prove no secret is left, then rename into place."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from evidence.formats.html import render_html
+from evidence.formats.json_format import as_data
+from evidence.formats.junit import render_junit
+from evidence.formats.markdown import render_summary
+from evidence.redact import Redactor
+from evidence.signoffs import Signoff
+from evidence.transcripts import Exchange
+from opsctl.errors import OpsctlError
+from opsctl.exitcodes import ExitCode
+from opsctl.results import RunResult
+
+BUNDLE_SCHEMA = "opsctl.evidence/v1"
+MANIFEST = "MANIFEST.sha256"
+PARTIAL_PREFIX = ".partial-"
+
+
+class EvidenceError(OpsctlError):
+    """A bundle could not be written (or would have held a secret); nothing was left behind."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+
+@dataclass(frozen=True)
+class BundleInputs:
+    """Everything a bundle is made of; the writer only renders and stores it."""
+
+    run: RunResult
+    tool_version: str
+    git_commit: str
+    ended_at: str
+    outcome: str = "completed"
+    """'completed' or 'interrupted'."""
+    exchanges: Sequence[Exchange] = ()
+    signoffs: Sequence[Signoff] = ()
+    definitions: Mapping[str, str] = field(default_factory=dict)
+    """Check id -> definition of done, for summary.md."""
+    reports: Mapping[str, str] = field(default_factory=dict)
+    """Extra files by relative path (repository gates' reports)."""
+
+
+def sha256_of(path: Path) -> str:
+    """The file's SHA-256 in hex."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _transcripts(exchanges: Sequence[Exchange]) -> tuple[dict[str, str], dict[str, str]]:
+    """(files by path, path by 'GATE/CHECK'): one JSON file of exchanges per check."""
+    by_check: dict[str, list[dict[str, Any]]] = {}
+    for exchange in exchanges:
+        by_check.setdefault(exchange.check or "other", []).append(exchange.as_dict())
+    files, links = {}, {}
+    for key, items in sorted(by_check.items()):
+        path = f"transcripts/{key.replace('/', '--')}.json"
+        files[path] = json.dumps(items, indent=2, ensure_ascii=False) + "\n"
+        links[key] = path
+    return files, links
+
+
+def render_files(inputs: BundleInputs) -> dict[str, str]:
+    """Every file of the bundle but the manifest, by relative path."""
+    run = inputs.run
+    transcripts, links = _transcripts(inputs.exchanges)
+    data = as_data(run)
+    data.update(
+        schema=BUNDLE_SCHEMA,
+        tool={"name": "opsctl", "version": inputs.tool_version},
+        git_commit=inputs.git_commit,
+        ended_at=inputs.ended_at,
+        outcome=inputs.outcome,
+        signoffs=[asdict(s) for s in inputs.signoffs],
+        transcripts=sorted(transcripts),
+    )
+    files = {
+        "run.json": json.dumps(data, indent=2, ensure_ascii=False) + "\n",
+        "summary.md": render_summary(
+            run, inputs.definitions, links, inputs.signoffs, inputs.outcome
+        ),
+        "junit.xml": render_junit(run),
+        "report.html": render_html(run, inputs.outcome),
+        **transcripts,
+    }
+    files.update({f"reports/{name}": text for name, text in inputs.reports.items()})
+    return files
+
+
+class EvidenceWriter:
+    """Writes bundles under `root`: each appears whole (renamed from a hidden folder) or never."""
+
+    def __init__(self, root: Path, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.root = root
+        self._now = now
+
+    def write(self, inputs: BundleInputs, secrets: Iterable[str]) -> Path:
+        """Render, redact, scan, hash, rename. Returns the bundle's folder."""
+        name = f"{self._now().strftime('%Y%m%dT%H%M%SZ')}_{inputs.run.env}"
+        self.root.mkdir(parents=True, exist_ok=True)
+        partial = self.root / f"{PARTIAL_PREFIX}{name}-{os.getpid()}"
+        redactor = Redactor(secrets)
+        try:
+            for relative, text in render_files(inputs).items():
+                _write_synced(partial / relative, redactor.redact(text))
+            leaked = redactor.leaks(partial)
+            if leaked:
+                raise EvidenceError(
+                    f"evidence not written: a secret survived redaction in {', '.join(leaked)}; "
+                    "report this as a bug (nothing was kept)"
+                )
+            manifest = "".join(
+                f"{sha256_of(path)}  {path.relative_to(partial).as_posix()}\n"
+                for path in sorted(p for p in partial.rglob("*") if p.is_file())
+            )
+            _write_synced(partial / MANIFEST, manifest)  # last: its presence marks a whole bundle
+            final = self._free_name(name)
+            os.rename(partial, final)
+            _fsync_dir(self.root)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        return final
+
+    def _free_name(self, name: str) -> Path:
+        final, n = self.root / name, 1
+        while final.exists():  # two runs in the same second
+            n += 1
+            final = self.root / f"{name}-{n}"
+        return final
+
+
+def _write_synced(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

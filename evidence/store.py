@@ -1,0 +1,144 @@
+"""Read the bundles under an evidence root: list, resolve, verify the manifest, prune."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evidence.bundle import MANIFEST, PARTIAL_PREFIX, sha256_of
+from evidence.phase_status import GateRow
+from opsctl.errors import OpsctlError
+from opsctl.exitcodes import ExitCode
+
+
+class BundleNotFound(OpsctlError):
+    """No bundle by that name."""
+
+    exit_code = ExitCode.USAGE
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    """What `evidence list` shows of a bundle."""
+
+    name: str
+    path: Path
+    env: str
+    started_at: str
+    verdict: str
+    outcome: str
+    counts: dict[str, int]
+    data: dict[str, Any]
+
+
+def list_bundles(root: Path) -> list[BundleInfo]:
+    """Complete bundles (with a manifest), newest first; half-written folders are hidden."""
+    if not root.is_dir():
+        return []
+    found = []
+    for folder in root.iterdir():
+        if folder.name.startswith(".") or not (folder / MANIFEST).is_file():
+            continue
+        try:
+            data = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # `evidence verify` names what is wrong with it
+        counts: dict[str, int] = {}
+        for gate in data.get("gates", []):
+            counts[gate["status"]] = counts.get(gate["status"], 0) + 1
+        found.append(
+            BundleInfo(
+                folder.name,
+                folder,
+                data.get("env", "?"),
+                data.get("started_at", ""),
+                data.get("verdict", {}).get("line", ""),
+                data.get("outcome", "?"),
+                counts,
+                data,
+            )
+        )
+    return sorted(found, key=lambda b: (b.started_at, b.name), reverse=True)
+
+
+def resolve(root: Path, ref: str) -> BundleInfo:
+    """'latest', a bundle's folder name, or a path to it."""
+    bundles = list_bundles(root)
+    if ref == "latest" and bundles:
+        return bundles[0]
+    for bundle in bundles:
+        if ref in (bundle.name, str(bundle.path)) or Path(ref).resolve() == bundle.path.resolve():
+            return bundle
+    known = ", ".join(b.name for b in bundles[:5]) or "none yet: run opsctl verify"
+    raise BundleNotFound(
+        f"no evidence bundle {ref!r} under {root}; fix: use latest or one of: {known}"
+    )
+
+
+def verify_bundle(folder: Path) -> list[str]:
+    """Problems with the bundle's files against its manifest ([] when intact)."""
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return [f"{MANIFEST} is missing"]
+    expected: dict[str, str] = {}
+    for line in manifest.read_text(encoding="utf-8").splitlines():
+        digest, _, name = line.partition("  ")
+        expected[name] = digest
+    actual = {
+        p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p != manifest
+    }
+    problems = [f"missing: {name}" for name in sorted(set(expected) - actual)]
+    problems += [f"added: {name}" for name in sorted(actual - set(expected))]
+    problems += [
+        f"changed: {name}"
+        for name in sorted(set(expected) & actual)
+        if sha256_of(folder / name) != expected[name]
+    ]
+    return problems
+
+
+def prune(root: Path, keep: int, stale_partial_s: float = 3600.0) -> list[Path]:
+    """Keep the newest `keep` bundles of each environment; drop abandoned half-written folders."""
+    removed = []
+    seen: dict[str, int] = {}
+    for bundle in list_bundles(root):
+        seen[bundle.env] = seen.get(bundle.env, 0) + 1
+        if seen[bundle.env] > keep:
+            shutil.rmtree(bundle.path)
+            removed.append(bundle.path)
+    for partial in root.glob(f"{PARTIAL_PREFIX}*") if root.is_dir() else ():
+        if time.time() - partial.stat().st_mtime > stale_partial_s:  # a run killed long ago
+            shutil.rmtree(partial, ignore_errors=True)
+            removed.append(partial)
+    return removed
+
+
+def phase_rows(root: Path, relative_to: Path) -> dict[str, list[GateRow]]:
+    """Per environment, the newest bundle's gates, each dated from the start of its streak."""
+    by_env: dict[str, list[BundleInfo]] = {}
+    for bundle in list_bundles(root):
+        by_env.setdefault(bundle.env, []).append(bundle)
+    rows: dict[str, list[GateRow]] = {}
+    for env, bundles in by_env.items():
+        newest = bundles[0]
+        rows[env] = []
+        for gate in newest.data.get("gates", []):
+            since = newest
+            for older in bundles[1:]:
+                statuses = {g["id"]: g["status"] for g in older.data.get("gates", [])}
+                if statuses.get(gate["id"]) != gate["status"]:
+                    break
+                since = older
+            link = (since.path / "summary.md").resolve()
+            try:
+                shown = link.relative_to(relative_to.resolve()).as_posix()
+            except ValueError:
+                shown = link.as_posix()
+            rows[env].append(
+                GateRow(gate["id"], gate["title"], gate["status"], since.started_at[:10], shown)
+            )
+    return rows
