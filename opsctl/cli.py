@@ -166,6 +166,148 @@ def gates(config_path: Path) -> int:
     return ExitCode.OK
 
 
+@cli.group()
+def evidence() -> None:
+    """Read, verify and prune evidence bundles."""
+
+
+evidence_dir_option = click.option(
+    "--evidence-dir",
+    type=click.Path(path_type=Path),
+    help="The evidence root (default: [evidence] dir in opsctl.toml).",
+)
+
+
+def _evidence_root(config_path: Path, evidence_dir: Path | None) -> Path:
+    return evidence_dir or _load(config_path).evidence.dir
+
+
+@evidence.command("list")
+@config_option
+@evidence_dir_option
+def evidence_list(config_path: Path, evidence_dir: Path | None) -> int:
+    """Bundles, newest first: time, environment, verdict, counts."""
+    from evidence.store import list_bundles
+
+    root = _evidence_root(config_path, evidence_dir)
+    bundles = list_bundles(root)
+    if not bundles:
+        click.echo(f"no evidence bundles under {root} yet: run opsctl verify")
+    for bundle in bundles:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(bundle.counts.items()))
+        outcome = "" if bundle.outcome == "completed" else f" [{bundle.outcome}]"
+        click.echo(
+            f"{bundle.name}  {bundle.env:<8} {bundle.verdict.split(':')[0]:<18} {counts}{outcome}"
+        )
+    return ExitCode.OK
+
+
+@evidence.command("show")
+@click.argument("ref", default="latest")
+@config_option
+@evidence_dir_option
+def evidence_show(ref: str, config_path: Path, evidence_dir: Path | None) -> int:
+    """Print a bundle's summary.md (RUN is a folder name, a path, or latest)."""
+    from evidence.store import resolve
+
+    bundle = resolve(_evidence_root(config_path, evidence_dir), ref)
+    click.echo(f"{bundle.path}\n")
+    click.echo((bundle.path / "summary.md").read_text(encoding="utf-8"), nl=False)
+    return ExitCode.OK
+
+
+@evidence.command("verify")
+@click.argument("ref", default="latest")
+@config_option
+@evidence_dir_option
+def evidence_verify(ref: str, config_path: Path, evidence_dir: Path | None) -> int:
+    """Recompute the manifest: name every changed, missing or added file (exit 1 if any)."""
+    from evidence.store import resolve, verify_bundle
+
+    bundle = resolve(_evidence_root(config_path, evidence_dir), ref)
+    problems = verify_bundle(bundle.path)
+    if problems:
+        click.echo(f"TAMPERED: {bundle.name}: {len(problems)} file(s) differ from the manifest")
+        for problem in problems:
+            click.echo(f"  {problem}")
+        return ExitCode.GATE_FAILED
+    files = len((bundle.path / "MANIFEST.sha256").read_text().splitlines())
+    click.echo(f"OK: {bundle.name}: {files} files match MANIFEST.sha256")
+    return ExitCode.OK
+
+
+@evidence.command("prune")
+@click.option("--keep", type=click.IntRange(1), required=True, help="Bundles to keep per env.")
+@config_option
+@evidence_dir_option
+def evidence_prune(keep: int, config_path: Path, evidence_dir: Path | None) -> int:
+    """Delete all but the newest KEEP bundles of each environment."""
+    from evidence.store import prune
+    from opsctl.verify import write_phase_status
+
+    config = _load(config_path)
+    root = evidence_dir or config.evidence.dir
+    removed = prune(root, keep)
+    click.echo(f"removed {len(removed)} bundle(s)")
+    for path in removed:
+        click.echo(f"  {path}")
+    write_phase_status(config, root)  # its links must not point at removed bundles
+    return ExitCode.OK
+
+
+@cli.group()
+def gate() -> None:
+    """Sign off manual criteria, or waive a gate on the record."""
+
+
+@gate.command("sign")
+@click.argument("gate_id")
+@click.option("--item", required=True, help="The manual criterion, as listed in opsctl.toml.")
+@click.option("--by", "by", required=True, help="Who signs.")
+@click.option("--note", default="", help="Why, or where the proof is.")
+@config_option
+def gate_sign(gate_id: str, item: str, by: str, note: str, config_path: Path) -> int:
+    """Record that a person checked ITEM of GATE (append-only)."""
+    from evidence.signoffs import Ledger
+    from opsctl.config import ConfigError
+
+    config = _load(config_path)
+    manual = config.gate(gate_id).manual
+    if item not in manual:
+        listed = ", ".join(repr(m) for m in manual) or "none (add `manual = [...]` to the gate)"
+        raise ConfigError(f"gate {gate_id} has no manual item {item!r}; fix: use one of: {listed}")
+    entry = Ledger(config.evidence.signoffs).append("sign", gate_id, by.strip(), item, note)
+    click.echo(f"signed: {gate_id} {item!r} by {entry.by} at {entry.at}")
+    _refresh_phase_status(config)
+    return ExitCode.OK
+
+
+@gate.command("waive")
+@click.argument("gate_id")
+@click.option("--reason", required=True, help="Why the gate cannot be met now.")
+@click.option("--by", "by", required=True, help="Who decides.")
+@config_option
+def gate_waive(gate_id: str, reason: str, by: str, config_path: Path) -> int:
+    """Mark GATE DOCUMENTED-BLOCKED: known not done, shown everywhere, never a PASS."""
+    from evidence.signoffs import Ledger
+    from opsctl.config import ConfigError
+
+    if not reason.strip():
+        raise ConfigError("a waiver needs a reason; fix: --reason 'what blocks it and until when'")
+    config = _load(config_path)
+    config.gate(gate_id)
+    entry = Ledger(config.evidence.signoffs).append("waive", gate_id, by.strip(), note=reason)
+    click.echo(f"waived: {gate_id} by {entry.by} at {entry.at}: DOCUMENTED-BLOCKED")
+    _refresh_phase_status(config)
+    return ExitCode.OK
+
+
+def _refresh_phase_status(config: Any) -> None:
+    from opsctl.verify import write_phase_status
+
+    write_phase_status(config, config.evidence.dir)
+
+
 def _run(
     ctx: click.Context,
     config: Any,
