@@ -104,16 +104,22 @@ def render_files(inputs: BundleInputs) -> dict[str, str]:
 class EvidenceWriter:
     """Writes bundles under `root`: each appears whole (renamed from a hidden folder) or never."""
 
-    def __init__(self, root: Path, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        root: Path,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        redactor: Callable[[Iterable[str]], Redactor] = Redactor,
+    ) -> None:
         self.root = root
         self._now = now
+        self._redactor = redactor
 
     def write(self, inputs: BundleInputs, secrets: Iterable[str]) -> Path:
         """Render, redact, scan, hash, rename. Returns the bundle's folder."""
         name = f"{self._now().strftime('%Y%m%dT%H%M%SZ')}_{inputs.run.env}"
         self.root.mkdir(parents=True, exist_ok=True)
         partial = self.root / f"{PARTIAL_PREFIX}{name}-{os.getpid()}"
-        redactor = Redactor(secrets)
+        redactor = self._redactor(secrets)
         try:
             for relative, text in render_files(inputs).items():
                 _write_synced(partial / relative, redactor.redact(text))

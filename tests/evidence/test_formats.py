@@ -46,7 +46,7 @@ def sample_run() -> RunResult:
         "status 'ok', version abc1234, 4 components as expected",
         "",
         1.25,
-        {"p50_ms": 81.0, "cold_start_s": 0.9},
+        {"p50_ms": 81.0, "cold_start_s": 0.9, "warm_samples_ms": [80.0, 81.0, 95.5]},
     )
     audio = CheckResult(
         "audio",
