@@ -325,6 +325,7 @@ def _run(
     Interrupted (Ctrl-C, SIGTERM), the finished checks still go into a bundle marked so.
     """
     import asyncio
+    import time
     from datetime import UTC, datetime
 
     from opsctl.verify import (
@@ -340,6 +341,7 @@ def _run(
     debug = bool(ctx.obj and ctx.obj.get("debug"))
     console = _rich_console() if not quiet else None
     started_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    started = time.monotonic()
     with open_target(env, url, environ) as target:
 
         def evidence(run: Any, outcome: str) -> Path | None:
@@ -363,7 +365,10 @@ def _run(
                     )
                     run = asyncio.run(coroutine)
         except KeyboardInterrupt:
-            evidence(interrupted_run(env, target, gates, capture, started_at), "interrupted")
+            cut = interrupted_run(
+                env, target, gates, capture, started_at, time.monotonic() - started
+            )
+            evidence(cut, "interrupted")
             raise
         return run, evidence(run, "completed")
 

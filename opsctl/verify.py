@@ -161,7 +161,12 @@ async def run_gates(
 
 
 def interrupted_run(
-    env: Environment, target: Target, gates: Sequence[Gate], capture: Capture, started_at: str
+    env: Environment,
+    target: Target,
+    gates: Sequence[Gate],
+    capture: Capture,
+    started_at: str,
+    duration_s: float,
 ) -> RunResult:
     """What an interrupted run had finished, every gate marked as cut short."""
     results = []
@@ -177,7 +182,7 @@ def interrupted_run(
                 done,
             )
         )
-    return RunResult(env.name, target.base_url, started_at, 0.0, tuple(results))
+    return RunResult(env.name, target.base_url, started_at, round(duration_s, 3), tuple(results))
 
 
 def secret_values(target: Target, environ: Mapping[str, str], capture: Capture) -> set[str]:

@@ -184,3 +184,49 @@ def test_plain_output_puts_the_verdict_first(
     assert lines[0].startswith("FAIL: gate P2.2 Render deploy: health: components differ")
     assert "  FAIL    health" in out and "hint: fix the service's environment variables" in out
     assert "Traceback" not in out
+
+
+def test_an_interrupted_run_leaves_a_bundle_that_says_so(
+    fault_config: Callable[..., Path], env_file: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from evidence.store import list_bundles, verify_bundle
+    from tests.conftest import REPO_ROOT
+    from tests.fakes.bot_target import serve_target
+
+    settings = TargetSettings(public_url="https://bot.example.org", delay_s=1.0)
+    with serve_target(settings) as url:
+        config = fault_config(url, timeout_s=5)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "opsctl.cli",
+                "verify",
+                "--env",
+                "fault",
+                "--config",
+                str(config),
+                "--env-file",
+                str(env_file),
+            ],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(2.5)  # some checks done, the slow ones still waiting on the target
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert err.strip() == "opsctl: interrupted"
+    (bundle,) = list_bundles(config.parent / "evidence-out")
+    assert bundle.outcome == "interrupted"
+    assert verify_bundle(bundle.path) == []
+    summary = (bundle.path / "summary.md").read_text()
+    assert "> This run was **interrupted**: the results below are incomplete." in summary
+    assert bundle.verdict.startswith("ERROR: gate P2.1 Twilio pipeline: interrupted")

@@ -197,10 +197,15 @@ def _handler(settings: TargetSettings) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hung up (a killed or interrupted run) is not the fake's problem
+
+
 @contextmanager
 def serve_target(settings: TargetSettings) -> Iterator[str]:
     """Serve the fake on 127.0.0.1 with a free port; yields its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(settings))
+    server = _QuietServer(("127.0.0.1", 0), _handler(settings))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -81,7 +81,8 @@ def test_the_repository_config_loads() -> None:
         (('[gates."P2.1"]', '[gates."P2.1"'), "fix: correct the TOML syntax"),
         (
             ("[environments.render]", "[environment.render]"),
-            "environment: unknown key; fix: remove it or use one of: defaults, environments, evidence, gates",
+            "environment: unknown key; fix: remove it or use one of: defaults, environments, "
+            "evidence, gates",
         ),
     ],
 )
