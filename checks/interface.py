@@ -7,6 +7,8 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # httpx is imported only when checks run (opsctl --version stays fast)
@@ -86,6 +88,30 @@ class Expectations:
 
 
 @dataclass(frozen=True)
+class AcceptedRisk:
+    """An advisory the team accepted, with why and until when (then it fails again)."""
+
+    id: str
+    reason: str
+    expires: date
+
+
+@dataclass(frozen=True)
+class RepoSettings:
+    """What the repository checks look at and judge against."""
+
+    root: Path
+    advisories: Path | None = None
+    """An offline folder of OSV advisories; None: pip-audit's online service."""
+    lock_files: tuple[str, ...] = ("requirements/bot.txt", "requirements/toolkit.txt")
+    coverage_min: float = 80.0
+    cov_packages: tuple[str, ...] = ()
+    render_schema: Path | None = None
+    accepted_risks: tuple[AcceptedRisk, ...] = ()
+    today: date = field(default_factory=date.today)
+
+
+@dataclass(frozen=True)
 class CheckContext:
     """The world a check sees: where the bot is, what to expect, the HTTP client and secrets."""
 
@@ -102,6 +128,15 @@ class CheckContext:
     clock: Callable[[], float] = time.perf_counter
     derived_secrets: set[str] = field(default_factory=set)
     """Values computed from secrets (signatures): checks add them, evidence redacts them."""
+    repo: RepoSettings | None = None
+    reports: dict[str, str] = field(default_factory=dict)
+    """Tool reports kept as evidence (name -> text): checks add them."""
+
+    def repository(self) -> RepoSettings:
+        """The repository settings, or a CheckError when there are none."""
+        if self.repo is None:
+            raise CheckError("no repository configured", "add a [repository] section")
+        return self.repo
 
     def url(self, path: str) -> str:
         """An absolute URL on the bot under test."""
@@ -124,6 +159,8 @@ class Check(ABC):
     title: str
     done_when: str = ""
     """The definition of done, as the phase plan states it."""
+    needs_target: bool = True
+    """False for checks of the repository: no bot is started or contacted for them."""
 
     @abstractmethod
     async def run(self, ctx: CheckContext) -> CheckResult:
