@@ -14,9 +14,9 @@ RUN pip install --require-hashes -r requirements/bot.txt
 # Only the bot: gunicorn imports `bot` from the working directory, the toolkit stays out.
 COPY gunicorn.conf.py ./
 COPY bot ./bot
-RUN useradd --create-home --uid 10001 clara
+RUN useradd --create-home --uid 10001 clara  # runs as USER 10001 below
 
-USER clara
+USER 10001
 EXPOSE 10000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '10000'), timeout=4)"

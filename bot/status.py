@@ -11,6 +11,7 @@ from flask import Blueprint, Flask, Response, jsonify
 from bot.state import get_state
 
 blueprint = Blueprint("status", __name__)
+HEALTH_PATH = "/health"
 
 
 def _components() -> dict[str, Any]:
@@ -30,7 +31,7 @@ def _components() -> dict[str, Any]:
     }
 
 
-@blueprint.get("/health")
+@blueprint.get(HEALTH_PATH)
 def health() -> tuple[Response, int]:
     """200 with status 'ok' once warmed up; 503 'starting' or 'degraded' otherwise."""
     state = get_state()
