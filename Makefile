@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-from-lock
+# The offline advisory database beside the project, when there is one (CI has it).
+ifneq ($(wildcard ../shared/advisories/vulns),)
+export OPSCTL_ADVISORIES ?= $(abspath ../shared/advisories)
+endif
 
 .PHONY: run serve test lint lock bench clean
 

@@ -217,7 +217,7 @@ class DependencyAuditCheck(Check):
             for lock in locks:
                 found, skips = online_audit(repo.root, lock)
                 findings += found
-                skipped += skips
+                skipped += [s for s in skips if s not in skipped]  # locks share pins
         findings = sorted(set(findings), key=lambda f: (f.package, f.advisory))
         failing, accepted, expired = [], [], []
         for finding in findings:

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from checks.audio import AudioCheck
+from checks.deployfiles import DeployFilesCheck
+from checks.deps import DependencyAuditCheck
 from checks.http import HealthCheck, HttpsCheck, MetricsCheck, WarmupCheck
+from checks.hygiene import HygieneCheck
 from checks.interface import Check
+from checks.lint import LintCheck
+from checks.secrets import SecretScanCheck
+from checks.testsuite import TestSuiteCheck
 from checks.webhook import WebhookCheck
 
 CHECKS: dict[str, Check] = {
@@ -16,5 +22,11 @@ CHECKS: dict[str, Check] = {
         AudioCheck(),
         MetricsCheck(),
         WebhookCheck(),
+        SecretScanCheck(),
+        HygieneCheck(),
+        DependencyAuditCheck(),
+        LintCheck(),
+        TestSuiteCheck(),
+        DeployFilesCheck(),
     )
 }

@@ -67,7 +67,7 @@ def scan(root: Path, files: list[str]) -> Any:
 
     collection = SecretsCollection(root=str(root))
     with our_settings():
-        collection.scan_files(*files, num_processors=1)
+        collection.scan_files(*files)  # a process per core, as `detect-secrets scan`
     return collection
 
 

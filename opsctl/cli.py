@@ -26,6 +26,12 @@ config_option = click.option(
     show_default=True,
     help="The configuration file.",
 )
+advisories_option = click.option(
+    "--advisories",
+    type=click.Path(path_type=Path),
+    help="Audit dependencies against this offline OSV folder (else OPSCTL_ADVISORIES, config, "
+    "or pip-audit online).",
+)
 env_file_option = click.option(
     "--env-file",
     type=click.Path(path_type=Path),
@@ -76,6 +82,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     help="Where bundles go (default: [evidence] dir in opsctl.toml).",
 )
 @click.option("--no-evidence", is_flag=True, help="Write no bundle; leave PHASE-STATUS.md alone.")
+@advisories_option
 @click.pass_context
 def verify(
     ctx: click.Context,
@@ -89,6 +96,7 @@ def verify(
     junit: Path | None,
     evidence_dir: Path | None,
     no_evidence: bool,
+    advisories: Path | None,
 ) -> int:
     """Run the phase gates against an environment and give an honest verdict."""
     from evidence.signoffs import Ledger
@@ -123,11 +131,18 @@ def verify(
 
 @cli.command()
 @click.argument("check_id")
-@click.option("--env", "env_name", required=True, help="Environment from opsctl.toml.")
+@click.option(
+    "--env",
+    "env_name",
+    default="local",
+    show_default=True,
+    help="Environment from opsctl.toml (repository checks ignore it).",
+)
 @config_option
 @env_file_option
 @click.option("--url", help="Check this deployment instead of the environment's.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON (opsctl.verify/v1).")
+@advisories_option
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -137,8 +152,9 @@ def check(
     env_file: Path,
     url: str | None,
     as_json: bool,
+    advisories: Path | None,
 ) -> int:
-    """Run one check against an environment."""
+    """Run one check against an environment, or against the repository."""
     from checks.registry import CHECKS
     from opsctl.config import ConfigError, Gate
 
@@ -147,7 +163,9 @@ def check(
     config = _load(config_path)
     env = config.environment(env_name)
     gate = Gate(id=check_id, title=CHECKS[check_id].title, checks=(check_id,))
-    run, _ = _run(ctx, config, env, url, [gate], {}, _environment(env_file), as_json)
+    run, _ = _run(
+        ctx, config, env, url, [gate], {}, _environment(env_file), as_json, advisories=advisories
+    )
     _show(run, as_json)
     return int(run.exit_code)
 
@@ -163,6 +181,23 @@ def gates(config_path: Path) -> int:
         click.echo(f"{gate.id}  {gate.title}  ({kind}{needs})")
         checks = ", ".join(gate.checks) or f"none: {gate.skip_reason or 'no checks configured'}"
         click.echo(f"    checks: {checks}")
+    return ExitCode.OK
+
+
+@cli.group()
+def secrets() -> None:
+    """The secret scan's baseline."""
+
+
+@secrets.command("baseline")
+@config_option
+def secrets_baseline(config_path: Path) -> int:
+    """Refresh .secrets.baseline: the findings accepted as they are now (hashes, never values)."""
+    from checks.secrets import write_baseline
+
+    root = _load(config_path).repository().root
+    path, count = write_baseline(root)
+    click.echo(f"wrote {path}: {count} accepted finding(s); review it before committing")
     return ExitCode.OK
 
 
@@ -319,6 +354,7 @@ def _run(
     quiet: bool,
     capture: Any = None,
     evidence_root: Path | None = None,
+    advisories: Path | None = None,
 ) -> tuple[Any, Path | None]:
     """Open the target, run the gates (a live table on a terminal), write the evidence, close.
 
@@ -331,8 +367,10 @@ def _run(
     from opsctl.verify import (
         Capture,
         interrupted_run,
+        needs_target,
         open_target,
         record_evidence,
+        resolve_advisories,
         run_gates,
         secret_values,
     )
@@ -342,7 +380,8 @@ def _run(
     console = _rich_console() if not quiet else None
     started_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     started = time.monotonic()
-    with open_target(env, url, environ) as target:
+    offline = resolve_advisories(advisories, environ)
+    with open_target(env, url, environ, needs_target(gates)) as target:
 
         def evidence(run: Any, outcome: str) -> Path | None:
             if evidence_root is None:
@@ -353,7 +392,7 @@ def _run(
         try:
             if console is None:
                 coroutine = run_gates(
-                    config, env, target, gates, skipped, _no_event, debug, capture
+                    config, env, target, gates, skipped, _no_event, debug, capture, offline
                 )
                 run = asyncio.run(coroutine)
             else:
@@ -361,7 +400,7 @@ def _run(
 
                 with LiveTable(gates, console) as table:
                     coroutine = run_gates(
-                        config, env, target, gates, skipped, table.on_event, debug, capture
+                        config, env, target, gates, skipped, table.on_event, debug, capture, offline
                     )
                     run = asyncio.run(coroutine)
         except KeyboardInterrupt:
@@ -434,7 +473,12 @@ def serve(port: int, env_file: Path) -> int:
     return ExitCode.OK
 
 
+_MAIN_PID = os.getpid()
+
+
 def _interrupt(signum: int, frame: object) -> None:
+    if os.getpid() != _MAIN_PID:  # a forked worker (detect-secrets' pool): just end
+        os._exit(128 + signum)
     raise KeyboardInterrupt
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from checks.interface import Expectations
+from checks.interface import AcceptedRisk, Expectations, RepoSettings
 from opsctl.errors import OpsctlError
 
 DEFAULT_CONFIG = Path("opsctl.toml")
@@ -79,6 +80,34 @@ SCHEMA = {
             "type": "object",
             "minProperties": 1,
             "additionalProperties": _ENVIRONMENT,
+        },
+        "repository": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "root": {"type": "string", "minLength": 1},
+                "advisories": {"type": "string", "minLength": 1},
+                "lock_files": {**_NAMES, "minItems": 1},
+                "coverage_min": {"type": "number", "minimum": 0, "maximum": 100},
+                "cov_packages": _NAMES,
+                "render_schema": {"type": "string", "minLength": 1},
+                "accepted_risks": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["id", "reason", "expires"],
+                        "properties": {
+                            "id": {"type": "string", "minLength": 1},
+                            "reason": {"type": "string", "minLength": 1},
+                            "expires": {
+                                "type": "string",
+                                "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+                            },
+                        },
+                    },
+                },
+            },
         },
         "evidence": {
             "type": "object",
@@ -153,6 +182,12 @@ class Config:
     gates: Mapping[str, Gate]
     concurrency: int = 8
     evidence: EvidencePaths = field(default_factory=EvidencePaths)
+    repo: RepoSettings | None = None
+
+    def repository(self, advisories: Path | None = None) -> RepoSettings:
+        """The repository settings, with --advisories / OPSCTL_ADVISORIES applied on top."""
+        repo = self.repo or RepoSettings(root=self.path.parent)
+        return replace(repo, advisories=advisories) if advisories is not None else repo
 
     def gate(self, gate_id: str) -> Gate:
         """The named gate, or a ConfigError listing the known ones."""
@@ -197,7 +232,35 @@ def load_config(path: Path, check_ids: Iterable[str]) -> Config:
         phase_status=base / paths.get("phase_status", "PHASE-STATUS.md"),
         signoffs=base / paths.get("signoffs", "signoffs.jsonl"),
     )
-    return Config(path, environments, gates, int(defaults.get("concurrency", 8)), evidence)
+    repo = _repository(path, raw.get("repository", {}))
+    return Config(path, environments, gates, int(defaults.get("concurrency", 8)), evidence, repo)
+
+
+def _repository(path: Path, data: dict[str, Any]) -> RepoSettings:
+    base = path.parent
+
+    def optional(key: str) -> Path | None:
+        return (base / data[key]) if key in data else None
+
+    risks = []
+    for risk in data.get("accepted_risks", []):
+        try:
+            expires = date.fromisoformat(risk["expires"])
+        except ValueError:
+            raise ConfigError(
+                f"{path}: repository.accepted_risks: {risk['expires']!r} is not a date; "
+                "fix: write YYYY-MM-DD"
+            ) from None
+        risks.append(AcceptedRisk(risk["id"], risk["reason"], expires))
+    return RepoSettings(
+        root=(base / data.get("root", ".")).resolve(),
+        advisories=optional("advisories"),
+        lock_files=tuple(data.get("lock_files", RepoSettings.lock_files)),
+        coverage_min=float(data.get("coverage_min", 80)),
+        cov_packages=tuple(data.get("cov_packages", ())),
+        render_schema=optional("render_schema"),
+        accepted_risks=tuple(risks),
+    )
 
 
 def _validate_schema(path: Path, raw: dict[str, Any]) -> None:

@@ -47,9 +47,27 @@ class Target:
     secrets: Mapping[str, str]
 
 
+def needs_target(gates: Sequence[Gate]) -> bool:
+    """Does any of these gates' checks talk to the bot? (Repository checks do not.)"""
+    return any(CHECKS[c].needs_target for gate in gates for c in gate.checks)
+
+
+def resolve_advisories(flag: Path | None, environ: Mapping[str, str]) -> Path | None:
+    """--advisories, else OPSCTL_ADVISORIES, else None (the config's value then applies)."""
+    if flag is not None:
+        return flag
+    from_env = environ.get("OPSCTL_ADVISORIES", "")
+    return Path(from_env) if from_env else None
+
+
 @contextmanager
-def open_target(env: Environment, url: str | None, environ: Mapping[str, str]) -> Iterator[Target]:
+def open_target(
+    env: Environment, url: str | None, environ: Mapping[str, str], needed: bool = True
+) -> Iterator[Target]:
     """The target to verify; for a `start_bot` environment, a bot started now and stopped after."""
+    if not needed:  # only repository checks: start nothing, contact nothing
+        yield Target(url or env.base_url, url or env.public_url, environ)
+        return
     if url:
         yield Target(url.rstrip("/"), url.rstrip("/"), environ)
         return
@@ -117,6 +135,7 @@ class Capture:
     derived_secrets: set[str] = field(default_factory=set)
     finished: dict[tuple[str, str], CheckResult] = field(default_factory=dict)
     signoffs: Sequence[Signoff] = ()
+    reports: dict[str, str] = field(default_factory=dict)
 
     def on_event(self, gate_id: str, check_id: str, result: CheckResult | None) -> None:
         """Runner callback: keep finished results (an interrupted run still has them)."""
@@ -133,6 +152,7 @@ async def run_gates(
     on_event: EventHandler,
     debug: bool = False,
     capture: Capture | None = None,
+    advisories: Path | None = None,
 ) -> RunResult:
     """Run the gates against the target with one pooled HTTP client."""
     capture = capture or Capture()
@@ -155,6 +175,8 @@ async def run_gates(
             token_env=env.token_env,
             timeout_s=env.timeout_s,
             derived_secrets=capture.derived_secrets,
+            repo=config.repository(advisories),
+            reports=capture.reports,
         )
         runner = Runner(CHECKS, on_event=both, debug=debug, signoffs=capture.signoffs)
         return await runner.run(gates, ctx, skipped)
@@ -214,6 +236,7 @@ def record_evidence(
         exchanges=tuple(capture.recorder.exchanges),
         signoffs=tuple(capture.signoffs),
         definitions={check_id: check.done_when for check_id, check in CHECKS.items()},
+        reports=dict(capture.reports),
     )
     bundle = EvidenceWriter(root).write(inputs, secrets)
     write_phase_status(config, root)

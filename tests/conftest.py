@@ -20,6 +20,12 @@ from opsctl.devserver import DevServer
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = Path(os.environ.get("SHARED_DIR", REPO_ROOT.parent / "shared"))
 
+# We are inside this repository's test run: the tests gate must not start it again from
+# within (checks/testsuite.py), and the dependency audit reads the offline advisories.
+os.environ.setdefault("OPSCTL_INSIDE_TEST_RUN", "1")
+if (SHARED_DIR / "advisories").is_dir():
+    os.environ.setdefault("OPSCTL_ADVISORIES", str(SHARED_DIR / "advisories"))
+
 TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC = "https://bot.example.org"
 BASE_ENV = {
@@ -30,6 +36,16 @@ BASE_ENV = {
     "LOG_LEVEL": "INFO",
     "OBSERVABILITY_ON": "true",
 }
+
+
+def config_copy(folder: Path) -> Path:
+    """The repository's opsctl.toml in `folder` (evidence, status and ledger land there),
+    still judging this repository."""
+    text = (REPO_ROOT / "opsctl.toml").read_text()
+    assert '\nroot = "."\n' in text
+    path = folder / "opsctl.toml"
+    path.write_text(text.replace('\nroot = "."\n', f'\nroot = "{REPO_ROOT}"\n'))
+    return path
 
 
 def whatsapp_form(body: str = "Hola", sid: str = "SM" + "0" * 32, **extra: str) -> dict[str, str]:

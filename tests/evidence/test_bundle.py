@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from evidence.redact import REDACTED, Redactor
 from evidence.signoffs import Signoff
 from evidence.store import list_bundles, verify_bundle
 from opsctl.devserver import DevServer
-from tests.conftest import PUBLIC, REPO_ROOT, TOKEN
+from tests.conftest import PUBLIC, REPO_ROOT, TOKEN, config_copy
 from tests.evidence.test_formats import GOLDEN, sample_run
 
 OPSCTL = [sys.executable, "-m", "opsctl.cli"]
@@ -43,9 +42,7 @@ def opsctl(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str
 
 def copy_config(tmp_path: Path) -> Path:
     """The repository's opsctl.toml in a folder of the test's own (evidence goes there)."""
-    config = tmp_path / "opsctl.toml"
-    shutil.copy(REPO_ROOT / "opsctl.toml", config)
-    return config
+    return config_copy(tmp_path)
 
 
 def inputs(**changes: object) -> BundleInputs:
@@ -193,9 +190,9 @@ def test_no_file_of_any_bundle_holds_the_token_or_a_signature(
 ) -> None:
     """The real bot with a known TWILIO_AUTH_TOKEN; then search every byte of every bundle."""
     server = start_bot()
-    config = tmp_path / "opsctl.toml"
+    config = config_copy(tmp_path)
     config.write_text(
-        (REPO_ROOT / "opsctl.toml").read_text()
+        config.read_text()
         + f'\n[environments.known]\nbase_url = "{server.url}"\npublic_url = "{PUBLIC}"\n'
         "require_https = false\n"
     )

@@ -64,7 +64,7 @@ def test_the_repository_config_loads() -> None:
         ),
         (
             ('checks = ["webhook"]', 'checks = ["webhok"]'),
-            "gates.P2.1.checks: unknown check 'webhok'; fix: use one of: audio, health, https",
+            "gates.P2.1.checks: unknown check 'webhok'; fix: use one of: audio, deploy-files, deps",
         ),
         (
             ('needs = ["P2.1"]', 'needs = ["P2.9"]'),
@@ -123,7 +123,9 @@ def test_unknown_gate_and_check_names(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["verify", "--env", "render", "--config", str(path), "--only", "P9"]) == 2
     assert capsys.readouterr().err == "opsctl: no gate 'P9'; fix: use one of: P2.1, P2.6\n"
     assert main(["check", "nope", "--env", "render", "--config", str(path)]) == 2
-    assert "opsctl: no check 'nope'; fix: use one of: audio, health" in capsys.readouterr().err
+    assert "opsctl: no check 'nope'; fix: use one of: audio, deploy-files, deps, health" in (
+        capsys.readouterr().err
+    )
 
 
 def test_debug_shows_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

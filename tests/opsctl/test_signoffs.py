@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from evidence.signoffs import Ledger
 from opsctl.cli import main
-from tests.conftest import REPO_ROOT
+from tests.conftest import config_copy
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "opsctl.toml"
-    shutil.copy(REPO_ROOT / "opsctl.toml", path)
-    return path
+    return config_copy(tmp_path)
 
 
 def test_sign_appends_and_turns_the_item_pass(
@@ -106,9 +103,8 @@ def test_unsigned_items_are_warnings_with_the_command_to_sign(
     )
     (gate,) = json.loads(capsys.readouterr().out)["gates"]
     assert gate["status"] == "WARN"
-    assert gate["checks"][0]["hint"] == (
-        "opsctl gate sign P2.5 --item 'UAT checklist completed' --by NAME"
-    )
+    manual = {c["id"]: c for c in gate["checks"]}["manual: UAT checklist completed"]
+    assert manual["hint"] == ("opsctl gate sign P2.5 --item 'UAT checklist completed' --by NAME")
 
 
 def test_a_waived_gate_is_documented_blocked_everywhere(
