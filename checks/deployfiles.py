@@ -142,9 +142,13 @@ class DeployFilesCheck(Check):
                 "fix the deploy files; each problem names what to change",
                 details=details,
             )
-        schema = " (schema-valid)" if repo.render_schema else ""
+        from bot.settings import RENDER_PROVIDED, VARIABLES
+
+        schema = ", schema-valid" if repo.render_schema else ""
+        declared = len(set(VARIABLES) - RENDER_PROVIDED)
         return self.result(
             Status.PASS,
-            f"render.yaml{schema}, Dockerfile (hadolint clean) and the warm-up assets are fit",
+            f"render.yaml declares all {declared} variables{schema}; Dockerfile hadolint-clean, "
+            "non-root, exec ${PORT}, HEALTHCHECK, locked; knowledge base and its audio present",
             details=details,
         )
