@@ -79,6 +79,11 @@ def write_baseline(root: Path) -> tuple[Path, int]:
     with our_settings():
         data = baseline.format_for_output(collection)
     data.pop("generated_at", None)  # a baseline that did not change makes no diff
+    for plugin in data["plugins_used"]:  # relative, so the file reads the same on every machine
+        if "path" in plugin:
+            plugin["path"] = (
+                "file://" + PLUGINS_FILE.relative_to(Path(__file__).parents[1]).as_posix()
+            )
     path = root / BASELINE
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path, sum(len(v) for v in data["results"].values())

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -113,3 +116,28 @@ def test_pre_commit_hooks_work_offline() -> None:
     for hook in config["repos"][0]["hooks"]:
         assert hook["language"] in ("script", "system", "fail"), hook["id"]
         assert "additional_dependencies" not in hook, hook["id"]
+
+
+def _check_workflow(path: Path) -> subprocess.CompletedProcess[str]:
+    tool = Path(sys.executable).with_name("check-jsonschema")
+    return subprocess.run(
+        [str(tool), "--builtin-schema", "vendor.github-workflows", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_github_workflow_is_valid(tmp_path: Path) -> None:
+    """check-jsonschema's vendored GitHub workflow schema (actionlint does not install here)."""
+    workflow = REPO_ROOT / ".github" / "workflows" / "ci.yml"
+    done = _check_workflow(workflow)
+    assert done.returncode == 0, done.stdout + done.stderr
+    jobs = yaml.safe_load(workflow.read_text())["jobs"]
+    assert set(jobs) == {"lint", "test", "verify", "image"}
+    steps = " ".join(str(step) for step in jobs["verify"]["steps"])
+    assert "make run" in steps and "upload-artifact" in steps and "evidence-out/" in steps
+    assert "docker build" in " ".join(str(step) for step in jobs["image"]["steps"])
+    broken = tmp_path / "ci.yml"
+    broken.write_text(workflow.read_text().replace("runs-on:", "run-on:", 1))
+    assert _check_workflow(broken).returncode != 0, "the schema check can fail"
