@@ -6,7 +6,6 @@ import asyncio
 import re
 from typing import Any
 
-from bot.audio import AUDIO_ROUTE_PREFIX, looks_like_mp3
 from checks.interface import Check, CheckContext, CheckError, CheckResult, Status
 
 _CONTENT_RANGE = re.compile(r"bytes 0-\d+/(\d+)")
@@ -50,6 +49,9 @@ class AudioCheck(Check):
         return tuple(str(f) for f in files if isinstance(f, str))
 
     async def _check_file(self, ctx: CheckContext, name: str) -> str:
+        # The bot's own helpers, imported here: the bot package pulls in Flask.
+        from bot.audio import AUDIO_ROUTE_PREFIX, looks_like_mp3
+
         url = ctx.url(f"{AUDIO_ROUTE_PREFIX}/{name}")
         head, get = await asyncio.gather(
             ctx.client.head(url, timeout=ctx.timeout_s),

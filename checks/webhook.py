@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 from xml.etree import ElementTree
 
-import httpx
-from twilio.request_validator import RequestValidator
-
 from checks.interface import Check, CheckContext, CheckError, CheckResult, Status
+
+if TYPE_CHECKING:  # imported when the check runs: twilio is slow to import
+    import httpx
+    from twilio.request_validator import RequestValidator
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 
@@ -83,6 +84,8 @@ class WebhookCheck(Check):
         ]
         if insecure:
             cases.append(Case("signed for http://", 403, insecure))
+        from twilio.request_validator import RequestValidator
+
         validator = RequestValidator(token)
         outcomes: dict[str, dict[str, Any]] = {}
         for case in cases:  # one after another: each request is a distinct message
