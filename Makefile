@@ -41,6 +41,8 @@ bench: $(STAMP)
 	bench/webhook.sh
 	bench/verify_concurrency.sh
 	bench/startup.sh
+	bench/secrets.sh
+	bench/audit_offline.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis
