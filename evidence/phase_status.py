@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from evidence.formats.markdown import signoff_section
 from evidence.signoffs import Signoff
 
 CLOSED = frozenset({"PASS", "DOCUMENTED-BLOCKED"})
@@ -48,16 +49,5 @@ def render_phase_status(
                 f"| {row.gate_id} {row.title} | {row.status} | {row.since} | [bundle]({row.link}) |"
             )
         lines.append("")
-    if signoffs:
-        lines += [
-            "## Sign-offs and waivers",
-            "",
-            "| Gate | What | By | When | Why |",
-            "|---|---|---|---|---|",
-        ]
-        for e in signoffs:
-            what = f"signed: {e.item}" if e.kind == "sign" else "waived (DOCUMENTED-BLOCKED)"
-            note = e.note.replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {e.gate} | {what} | {e.by} | {e.at} | {note} |")
-        lines.append("")
+    lines += signoff_section(signoffs)
     return "\n".join(lines)

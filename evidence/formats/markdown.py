@@ -20,6 +20,25 @@ def _cell(text: str) -> str:
     )
 
 
+def signoff_section(signoffs: Sequence[Signoff]) -> list[str]:
+    """The 'Sign-offs and waivers' table (summary.md and PHASE-STATUS.md), or nothing."""
+    if not signoffs:
+        return []
+    lines = [
+        "## Sign-offs and waivers",
+        "",
+        "| Gate | What | By | When | Why |",
+        "|---|---|---|---|---|",
+    ]
+    for entry in signoffs:
+        what = f"signed: {entry.item}" if entry.kind == "sign" else "waived (DOCUMENTED-BLOCKED)"
+        lines.append(
+            f"| {entry.gate} | {_cell(what)} | {_cell(entry.by)} | {entry.at} | "
+            f"{_cell(entry.note)} |"
+        )
+    return [*lines, ""]
+
+
 def _done_when(check: CheckResult, definitions: Mapping[str, str]) -> str:
     if check.check_id.startswith("manual: "):
         return "signed off by a person (`opsctl gate sign`)"
@@ -60,18 +79,5 @@ def render_summary(
                 f"{check.status.value}: {_cell(check.reason)} | {evidence} |"
             )
         lines.append("")
-    if signoffs:
-        lines += [
-            "## Sign-offs and waivers",
-            "",
-            "| Gate | What | By | When | Note |",
-            "|---|---|---|---|---|",
-        ]
-        for entry in signoffs:
-            what = f"signed: {entry.item}" if entry.kind == "sign" else "waived"
-            lines.append(
-                f"| {entry.gate} | {_cell(what)} | {_cell(entry.by)} | {entry.at} | "
-                f"{_cell(entry.note)} |"
-            )
-        lines.append("")
+    lines += signoff_section(signoffs)
     return "\n".join(lines)

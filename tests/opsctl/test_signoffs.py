@@ -133,7 +133,7 @@ def test_a_waived_gate_is_documented_blocked_everywhere(
     assert "DOCUMENTED-BLOCKED P2.3 Keep-alive: waived by PM at " in out
     assert out.splitlines()[0].startswith("ERROR: no gate ran a check (1 DOCUMENTED-BLOCKED)")
     bundle = next(p for p in (config.parent / "evidence-out").iterdir())
-    assert "| P2.3 | waived | PM |" in (bundle / "summary.md").read_text()
+    assert "| P2.3 | waived (DOCUMENTED-BLOCKED) | PM |" in (bundle / "summary.md").read_text()
     status = (config.parent / "PHASE-STATUS.md").read_text()
     assert "| P2.3 Keep-alive | DOCUMENTED-BLOCKED |" in status
     assert "| P2.3 | waived (DOCUMENTED-BLOCKED) | PM |" in status
