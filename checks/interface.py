@@ -112,6 +112,15 @@ class RepoSettings:
 
 
 @dataclass(frozen=True)
+class KeepAliveSettings:
+    """Where the keep-alive's ping log is and how to judge it."""
+
+    log_dir: Path
+    window_s: float = 24 * 3600.0
+    slow_ms: float = 2000.0
+
+
+@dataclass(frozen=True)
 class CheckContext:
     """The world a check sees: where the bot is, what to expect, the HTTP client and secrets."""
 
@@ -131,6 +140,7 @@ class CheckContext:
     repo: RepoSettings | None = None
     reports: dict[str, str] = field(default_factory=dict)
     """Tool reports kept as evidence (name -> text): checks add them."""
+    keepalive: KeepAliveSettings | None = None
 
     def repository(self) -> RepoSettings:
         """The repository settings, or a CheckError when there are none."""

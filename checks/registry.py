@@ -8,6 +8,7 @@ from checks.deps import DependencyAuditCheck
 from checks.http import HealthCheck, HttpsCheck, MetricsCheck, WarmupCheck
 from checks.hygiene import HygieneCheck
 from checks.interface import Check
+from checks.keepalive import KeepAliveCheck
 from checks.lint import LintCheck
 from checks.secrets import SecretScanCheck
 from checks.testsuite import TestSuiteCheck
@@ -28,5 +29,6 @@ CHECKS: dict[str, Check] = {
         LintCheck(),
         TestSuiteCheck(),
         DeployFilesCheck(),
+        KeepAliveCheck(),
     )
 }

@@ -184,6 +184,104 @@ def gates(config_path: Path) -> int:
     return ExitCode.OK
 
 
+@cli.group(invoke_without_command=True)
+@click.option(
+    "--env",
+    "env_names",
+    multiple=True,
+    help="Environment to keep awake (repeatable; default: those with keepalive = true).",
+)
+@click.option("--url", "urls", multiple=True, help="A health URL outside the config (repeatable).")
+@click.option("--interval", help="Between pings: 14m, 90s... (default: [keepalive] interval).")
+@click.option("--once", is_flag=True, help="Ping once and exit 0 (all 2xx) or 1 (for cron).")
+@click.option("--log-dir", type=click.Path(path_type=Path), help="Where the ping logs go.")
+@click.option("--heartbeat-url", help="GET here after each ping, /fail appended on failure.")
+@config_option
+@click.pass_context
+def warmup(
+    ctx: click.Context,
+    env_names: tuple[str, ...],
+    urls: tuple[str, ...],
+    interval: str | None,
+    once: bool,
+    log_dir: Path | None,
+    heartbeat_url: str | None,
+    config_path: Path,
+) -> int:
+    """Keep the free tier awake: ping /health at once, then every 14 minutes, and log it."""
+    if ctx.invoked_subcommand is not None:
+        return ExitCode.OK
+    import threading
+
+    import httpx
+
+    from opsctl.keepalive import KeepAlive, PingLog, targets_for, validate_interval
+
+    config = _load(config_path)
+    targets = targets_for(config, env_names, urls)
+    seconds = validate_interval(interval, config.keepalive.interval_s, targets)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # stop at once, between or during waits
+        signal.signal(signum, lambda *_: stop.set())
+    with httpx.Client(follow_redirects=True) as client:
+        keepalive = KeepAlive(
+            targets=targets,
+            client=client,
+            interval=seconds,
+            log=PingLog(log_dir or config.keepalive.log_dir),
+            stop=stop,
+            echo=lambda line: click.echo(line),
+            cold_start_ms=config.keepalive.cold_start_ms,
+            timeout_s=config.keepalive.timeout_s,
+            heartbeat_url=heartbeat_url or config.keepalive.heartbeat_url,
+            status_file=(log_dir / "status.json") if log_dir else config.keepalive.status_file,
+        )
+        if once:
+            return ExitCode.OK if keepalive.once() else ExitCode.GATE_FAILED
+        names = ", ".join(t.env for t in targets)
+        click.echo(f"keeping {names} awake every {seconds:g}s; SIGTERM or Ctrl-C stops", err=True)
+        keepalive.run()
+    click.echo("stopped", err=True)
+    return ExitCode.OK
+
+
+@warmup.command("status")
+@click.option("--env", "env_name", required=True, help="Environment (or url-... log name).")
+@click.option("--window", default="24h", show_default=True, help="How far back to look.")
+@click.option("--log-dir", type=click.Path(path_type=Path), help="Where the ping logs are.")
+@config_option
+def warmup_status(env_name: str, window: str, log_dir: Path | None, config_path: Path) -> int:
+    """Last pings, gaps over 15 minutes, cold starts, uptime and a latency sparkline."""
+    from datetime import UTC, datetime, timedelta
+
+    from opsctl.config import ConfigError
+    from opsctl.keepalive import IntervalError, PingLog, judge, parse_duration, sparkline
+
+    config = _load(config_path)
+    try:
+        span = parse_duration(window)
+    except IntervalError as exc:
+        raise ConfigError(f"--window: {exc}") from None
+    until = datetime.now(UTC)
+    pings = PingLog(log_dir or config.keepalive.log_dir).read(
+        env_name, until - timedelta(seconds=span), until
+    )
+    if not pings:
+        click.echo(f"no pings for {env_name} in the last {window}")
+        return ExitCode.GATE_FAILED
+    verdict = judge(pings, until, config.keepalive.slow_ms)
+    click.echo(
+        f"{env_name}: {verdict.pings} pings in the last {window}, "
+        f"uptime {verdict.uptime_percent:g} %, {len(verdict.cold_starts)} cold start(s)"
+    )
+    click.echo("latency " + sparkline([p.latency_ms for p in pings[-60:]]))
+    for start, end, minutes in verdict.gaps:
+        click.echo(f"GAP {minutes} min: {start} -> {end}")
+    for ping in pings[-5:]:
+        click.echo(ping.line())
+    return ExitCode.GATE_FAILED if verdict.gaps or verdict.bad else ExitCode.OK
+
+
 @cli.group()
 def secrets() -> None:
     """The secret scan's baseline."""

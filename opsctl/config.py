@@ -39,6 +39,8 @@ _ENVIRONMENT = {
         "warm_samples": {"type": "integer", "minimum": 1, "maximum": 100},
         "timeout_s": _NUMBER,
         "require_https": {"type": "boolean"},
+        "keepalive": {"type": "boolean"},
+        "free_tier": {"type": "boolean"},
     },
 }
 _GATE = {
@@ -80,6 +82,20 @@ SCHEMA = {
             "type": "object",
             "minProperties": 1,
             "additionalProperties": _ENVIRONMENT,
+        },
+        "keepalive": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "interval": {"type": "string", "minLength": 1},
+                "window": {"type": "string", "minLength": 1},
+                "log_dir": {"type": "string", "minLength": 1},
+                "status_file": {"type": "string", "minLength": 1},
+                "heartbeat_url": {"type": "string", "pattern": "^https?://"},
+                "cold_start_ms": _NUMBER,
+                "slow_ms": _NUMBER,
+                "timeout_s": _NUMBER,
+            },
         },
         "repository": {
             "type": "object",
@@ -162,6 +178,10 @@ class Environment:
     token_env: str
     timeout_s: float
     expect: Expectations
+    keepalive: bool = False
+    """Kept awake by `opsctl warmup` when no --env is given."""
+    free_tier: bool = False
+    """Sleeps after 15 idle minutes: `opsctl warmup` refuses intervals of 15 minutes or more."""
 
 
 @dataclass(frozen=True)
@@ -174,6 +194,20 @@ class EvidencePaths:
 
 
 @dataclass(frozen=True)
+class KeepAliveConfig:
+    """`opsctl warmup`'s settings (durations in seconds, paths resolved)."""
+
+    interval_s: float = 14 * 60.0
+    window_s: float = 24 * 3600.0
+    log_dir: Path = Path("keepalive-log")
+    status_file: Path = Path("keepalive-log/status.json")
+    heartbeat_url: str = ""
+    cold_start_ms: float = 5000.0
+    slow_ms: float = 2000.0
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole of opsctl.toml, validated."""
 
@@ -183,6 +217,7 @@ class Config:
     concurrency: int = 8
     evidence: EvidencePaths = field(default_factory=EvidencePaths)
     repo: RepoSettings | None = None
+    keepalive: KeepAliveConfig = field(default_factory=KeepAliveConfig)
 
     def repository(self, advisories: Path | None = None) -> RepoSettings:
         """The repository settings, with --advisories / OPSCTL_ADVISORIES applied on top."""
@@ -233,7 +268,35 @@ def load_config(path: Path, check_ids: Iterable[str]) -> Config:
         signoffs=base / paths.get("signoffs", "signoffs.jsonl"),
     )
     repo = _repository(path, raw.get("repository", {}))
-    return Config(path, environments, gates, int(defaults.get("concurrency", 8)), evidence, repo)
+    keepalive = _keepalive(path, raw.get("keepalive", {}))
+    return Config(
+        path, environments, gates, int(defaults.get("concurrency", 8)), evidence, repo, keepalive
+    )
+
+
+def _keepalive(path: Path, data: dict[str, Any]) -> KeepAliveConfig:
+    from opsctl.keepalive import IntervalError, parse_duration
+
+    def seconds(key: str, default: float) -> float:
+        try:
+            return parse_duration(data[key]) if key in data else default
+        except IntervalError as exc:
+            raise ConfigError(f"{path}: keepalive.{key}: {exc}") from None
+
+    base = path.parent
+    log_dir = base / data.get("log_dir", "keepalive-log")
+    return KeepAliveConfig(
+        interval_s=seconds("interval", 14 * 60.0),
+        window_s=seconds("window", 24 * 3600.0),
+        log_dir=log_dir,
+        status_file=base / data["status_file"]
+        if "status_file" in data
+        else log_dir / "status.json",
+        heartbeat_url=str(data.get("heartbeat_url", "")),
+        cold_start_ms=float(data.get("cold_start_ms", 5000)),
+        slow_ms=float(data.get("slow_ms", 2000)),
+        timeout_s=float(data.get("timeout_s", 30)),
+    )
 
 
 def _repository(path: Path, data: dict[str, Any]) -> RepoSettings:
@@ -329,6 +392,8 @@ def _environment(path: Path, name: str, data: dict[str, Any], timeout_s: float) 
         token_env=str(data.get("token_env", "TWILIO_AUTH_TOKEN")),
         timeout_s=float(data.get("timeout_s", timeout_s)),
         expect=expect,
+        keepalive=bool(data.get("keepalive", False)),
+        free_tier=bool(data.get("free_tier", False)),
     )
 
 

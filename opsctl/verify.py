@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from checks.interface import CheckContext, CheckResult, Status
+from checks.interface import CheckContext, CheckResult, KeepAliveSettings, Status
 from checks.registry import CHECKS
 from evidence.bundle import BundleInputs, EvidenceWriter
 from evidence.phase_status import render_phase_status
@@ -177,6 +177,9 @@ async def run_gates(
             derived_secrets=capture.derived_secrets,
             repo=config.repository(advisories),
             reports=capture.reports,
+            keepalive=KeepAliveSettings(
+                config.keepalive.log_dir, config.keepalive.window_s, config.keepalive.slow_ms
+            ),
         )
         runner = Runner(CHECKS, on_event=both, debug=debug, signoffs=capture.signoffs)
         return await runner.run(gates, ctx, skipped)

@@ -1,0 +1,341 @@
+"""The keep-alive: ping each target's /health on a fixed grid with `schedule`, log every ping."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+FREE_TIER_SLEEP_S = 15 * 60
+"""Render's free tier spins a service down after 15 minutes without traffic."""
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
+
+
+class IntervalError(ValueError):
+    """An interval that cannot be used; the message says why."""
+
+
+def parse_duration(text: str) -> float:
+    """'14m', '90s', '1h', '500ms' or a bare number of seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise IntervalError(f"{text!r} is not a duration: write e.g. 14m, 90s or 1h")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A health URL to keep awake."""
+
+    env: str
+    url: str
+    free_tier: bool = False
+
+
+@dataclass(frozen=True)
+class Ping:
+    """One ping as logged: when it was due, when it ran, what came back."""
+
+    env: str
+    url: str
+    planned_at: str
+    at: str
+    status: int | None
+    latency_ms: float
+    ok: bool
+    cold_start: bool
+    uptime_s: int | None = None
+    error: str = ""
+
+    def line(self) -> str:
+        """One readable line for the terminal."""
+        what = f"{self.status}" if self.status is not None else f"ERROR {self.error}"
+        cold = "  COLD START" if self.cold_start else ""
+        return f"{self.at}  {self.env:<8} {what:<6} {self.latency_ms:7.0f} ms  {self.url}{cold}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    """The log's timestamps back into aware datetimes."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class PingLog:
+    """JSON lines per environment and UTC day, appended, flushed and synced on every ping."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, env: str, day: str) -> Path:
+        """<root>/<env>/<YYYY-MM-DD>.jsonl"""
+        return self.root / env / f"{day}.jsonl"
+
+    def append(self, ping: Ping) -> None:
+        """Write one line; it is on disk when this returns."""
+        path = self.path(ping.env, ping.at[:10])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = (json.dumps(asdict(ping), sort_keys=True) + "\n").encode("utf-8")
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read(self, env: str, since: datetime, until: datetime) -> list[Ping]:
+        """Pings of one environment between two moments, oldest first."""
+        pings = []
+        day = since.date()
+        while day <= until.date():
+            path = self.path(env, day.isoformat())
+            if path.is_file():
+                for line in path.read_text(encoding="utf-8").splitlines():
+                    if not line.strip():
+                        continue
+                    try:
+                        ping = Ping(**json.loads(line))
+                    except (ValueError, TypeError):
+                        continue  # a line cut by a crash mid-write: skip it, keep the rest
+                    if since <= parse_iso(ping.at) <= until:
+                        pings.append(ping)
+            day += timedelta(days=1)
+        return sorted(pings, key=lambda p: p.at)
+
+
+@dataclass
+class _TargetState:
+    planned: float
+    failures: int = 0
+    last_uptime: int | None = None
+
+
+@dataclass
+class KeepAlive:
+    """Pings targets at once, then every `interval` seconds; failures retry sooner."""
+
+    targets: Sequence[Target]
+    client: Any
+    """An httpx.Client (injected: tests and the benchmark hand in their own)."""
+    interval: float
+    log: PingLog
+    stop: threading.Event = field(default_factory=threading.Event)
+    clock: Callable[[], float] = time.time
+    echo: Callable[[str], None] = print
+    cold_start_ms: float = 5000.0
+    timeout_s: float = 30.0
+    heartbeat_url: str = ""
+    status_file: Path | None = None
+    _last: dict[str, Ping] = field(default_factory=dict)
+
+    def backoff(self, failures: int) -> float:
+        """How soon to retry after `failures` failures in a row: short, doubling, capped."""
+        return min(self.interval, max(1.0, self.interval / 8) * 2 ** (failures - 1))
+
+    def ping(self, target: Target, planned: float, state: _TargetState | None = None) -> Ping:
+        """One GET of the health URL, logged and printed; never raises."""
+        started = self.clock()
+        status, uptime, error = None, None, ""
+        try:
+            response = self.client.get(target.url, timeout=self.timeout_s)
+            status = response.status_code
+            try:
+                body = response.json()
+                uptime = (
+                    int(body["uptime_s"]) if isinstance(body, dict) and "uptime_s" in body else None
+                )
+            except (ValueError, TypeError, KeyError):
+                uptime = None
+        except Exception as exc:  # a job must never raise: schedule would drop it
+            error = f"{type(exc).__name__}: {exc}"[:200]
+        latency_ms = (self.clock() - started) * 1000
+        previous = state.last_uptime if state else None
+        restarted = uptime is not None and previous is not None and uptime < previous
+        ok = status is not None and 200 <= status < 300
+        ping = Ping(
+            env=target.env,
+            url=target.url,
+            planned_at=_iso(datetime.fromtimestamp(planned, UTC)),
+            at=_iso(datetime.fromtimestamp(started, UTC)),
+            status=status,
+            latency_ms=round(latency_ms, 1),
+            ok=ok,
+            cold_start=restarted or (ok and latency_ms > self.cold_start_ms),
+            uptime_s=uptime,
+            error=error,
+        )
+        if state is not None and uptime is not None:
+            state.last_uptime = uptime
+        self._record(ping)
+        return ping
+
+    def _record(self, ping: Ping) -> None:
+        try:
+            self.log.append(ping)
+        except OSError as exc:  # a full disk must not stop the pings themselves
+            self.echo(f"cannot write the ping log: {exc}")
+        self.echo(ping.line())
+        self._last[ping.env] = ping
+        if self.status_file is not None:
+            _write_json_atomically(self.status_file, {k: asdict(v) for k, v in self._last.items()})
+        if self.heartbeat_url:
+            suffix = "" if ping.ok else "/fail"
+            try:  # healthchecks.io style: GET on success, /fail on failure
+                self.client.get(self.heartbeat_url.rstrip("/") + suffix, timeout=10)
+            except Exception as exc:
+                self.echo(f"heartbeat failed: {type(exc).__name__}")
+
+    def once(self) -> bool:
+        """Ping every target once; True when all answered 2xx."""
+        now = self.clock()
+        return all([self.ping(t, now).ok for t in self.targets])
+
+    def run(self) -> None:
+        """Until `stop` is set: one schedule.Scheduler, one thread, jobs that catch everything."""
+        import schedule
+
+        scheduler = schedule.Scheduler()
+
+        def plan(target: Target, state: _TargetState, delay: float) -> None:
+            # Each job runs once and plans the next from the grid, not from when it ended,
+            # so the cadence does not drift by the ping's duration (schedule's own habit).
+            # schedule types `every` as int but builds timedelta(seconds=...), which takes floats;
+            # a zero interval makes it loop forever computing the next run, hence the floor.
+            scheduler.every(max(delay, 0.001)).seconds.do(job, target, state)  # type: ignore[arg-type]
+
+        def job(target: Target, state: _TargetState) -> Any:
+            ping = self.ping(target, state.planned, state)
+            if ping.ok:
+                state.failures = 0
+                state.planned += self.interval
+                while state.planned <= self.clock():  # we were away: do not fire a burst
+                    state.planned += self.interval
+            else:
+                state.failures += 1
+                state.planned = self.clock() + self.backoff(state.failures)
+            plan(target, state, state.planned - self.clock())
+            return schedule.CancelJob
+
+        start = self.clock()
+        for target in self.targets:  # at once, then on the grid
+            plan(target, _TargetState(planned=start), 0)
+        while not self.stop.is_set():
+            scheduler.run_pending()
+            idle = scheduler.idle_seconds
+            self.stop.wait(min(max(idle if idle is not None else 1.0, 0.0), 60.0))
+
+
+def _write_json_atomically(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
+def targets_for(config: Any, env_names: Sequence[str], urls: Sequence[str]) -> list[Target]:
+    """The targets to keep awake: named environments, extra URLs, else those marked keepalive."""
+    from opsctl.config import ConfigError
+
+    names = list(env_names) or (
+        [] if urls else [e.name for e in config.environments.values() if e.keepalive]
+    )
+    targets = []
+    for name in names:
+        env = config.environment(name)
+        if not env.base_url:
+            raise ConfigError(
+                f"environment {name!r} has no base_url to keep awake; "
+                "fix: pass --url, or give it a base_url"
+            )
+        targets.append(Target(name, env.base_url + "/health", env.free_tier))
+    for url in urls:
+        host = re.sub(r"[^A-Za-z0-9.-]+", "-", url.split("://", 1)[-1].split("/", 1)[0])
+        targets.append(Target(f"url-{host}", url))
+    if not targets:
+        raise ConfigError(
+            "nothing to keep awake; fix: --env NAME, --url URL, or "
+            "keepalive = true on an environment in opsctl.toml"
+        )
+    return targets
+
+
+def validate_interval(text: str | None, default: float, targets: Sequence[Target]) -> float:
+    """The interval in seconds; a free-tier target must be pinged before it falls asleep."""
+    from opsctl.config import ConfigError
+
+    try:
+        seconds = parse_duration(text) if text else default
+    except IntervalError as exc:
+        raise ConfigError(f"--interval: {exc}") from None
+    if seconds <= 0:
+        raise ConfigError("--interval must be above zero; fix: e.g. --interval 14m")
+    sleepy = [t.env for t in targets if t.free_tier]
+    if sleepy and seconds >= FREE_TIER_SLEEP_S:
+        raise ConfigError(
+            f"--interval {text or default}: {', '.join(sleepy)} is on a free tier that sleeps "
+            "after 15 idle minutes, so a ping every 15 minutes or more lets it sleep; "
+            "fix: use 14m or less"
+        )
+    return seconds
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the log says about a window: gaps, slow or failed pings, cold starts, uptime."""
+
+    pings: int
+    gaps: tuple[tuple[str, str, float], ...]
+    """(from, to, minutes) of each gap over 15 minutes."""
+    bad: tuple[Ping, ...]
+    """Failed pings, or slower than the limit."""
+    cold_starts: tuple[Ping, ...]
+    uptime_percent: float
+
+
+def judge(
+    pings: Iterable[Ping],
+    until: datetime,
+    slow_ms: float = 2000.0,
+    max_gap_s: float = FREE_TIER_SLEEP_S,
+) -> Judgement:
+    """Judge a window of pings (oldest first) ending at `until`."""
+    pings = list(pings)
+    moments = [parse_iso(p.at) for p in pings] + [until]
+    gaps = tuple(
+        (_iso(a), _iso(b), round((b - a).total_seconds() / 60, 1))
+        for a, b in pairwise(moments)
+        if (b - a).total_seconds() > max_gap_s
+    )
+    bad = tuple(p for p in pings if not p.ok or p.latency_ms > slow_ms)
+    good = sum(p.ok for p in pings)
+    return Judgement(
+        len(pings),
+        gaps,
+        bad,
+        tuple(p for p in pings if p.cold_start),
+        round(100 * good / len(pings), 2) if pings else 0.0,
+    )
+
+
+def sparkline(values: Sequence[float]) -> str:
+    """▁▂▃▄▅▆▇█ for a row of numbers (latencies)."""
+    bars = "▁▂▃▄▅▆▇█"
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    return "".join(
+        bars[min(int((v - low) / span * (len(bars) - 1)), len(bars) - 1)] for v in values
+    )
