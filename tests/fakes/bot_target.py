@@ -203,9 +203,9 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 @contextmanager
-def serve_target(settings: TargetSettings) -> Iterator[str]:
-    """Serve the fake on 127.0.0.1 with a free port; yields its base URL."""
-    server = _QuietServer(("127.0.0.1", 0), _handler(settings))
+def serve_target(settings: TargetSettings, port: int = 0) -> Iterator[str]:
+    """Serve the fake on 127.0.0.1 (a free port unless given); yields its base URL."""
+    server = _QuietServer(("127.0.0.1", port), _handler(settings))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
