@@ -43,6 +43,7 @@ bench: $(STAMP)
 	bench/startup.sh
 	bench/secrets.sh
 	bench/audit_offline.sh
+	bench/warmup.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis
