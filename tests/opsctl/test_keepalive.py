@@ -277,3 +277,43 @@ def test_check_fails_on_slow_or_failed_pings(
     prepared_log(tmp_path, [7], latency_ms=latency, status=status)
     result = judge(tmp_path)
     assert result.status is Status.FAIL and f"{word} ping at " in result.reason
+
+
+def test_heartbeat_reports_success_and_failure(
+    target: tuple[str, TargetSettings], tmp_path: Path
+) -> None:
+    """healthchecks.io style: GET the URL after a good ping, URL/fail after a bad one."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str] = []
+
+    class Beat(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Beat)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url, settings = target
+    try:
+        with httpx.Client() as client:
+            keepalive = KeepAlive(
+                [Target("t", url)],
+                client,
+                60,
+                PingLog(tmp_path),
+                echo=lambda _: None,
+                heartbeat_url=f"http://127.0.0.1:{server.server_port}/hb/abc",
+            )
+            assert keepalive.once() is True
+            settings.fault = "health_500"
+            assert keepalive.once() is False
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == ["/hb/abc", "/hb/abc/fail"]
