@@ -77,7 +77,6 @@ class Variable:
     parse: Callable[[str, str], Any]
     default: str
     secret: bool = False
-    help: str = ""
 
 
 # The one list of variables the bot reads. render.yaml and .env.example are

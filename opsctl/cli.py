@@ -121,8 +121,9 @@ def verify(
     )
     if junit is not None:
         from evidence.formats.junit import render_junit
+        from opsctl.files import write_atomically
 
-        _write_atomically(junit, render_junit(run))
+        write_atomically(junit, render_junit(run))
     _show(run, as_json)
     if bundle is not None and not as_json:
         click.echo(f"evidence: {bundle}")
@@ -488,19 +489,20 @@ def _run(
             return record_evidence(config, run, capture, secrets, evidence_root, outcome)
 
         try:
-            if console is None:
-                coroutine = run_gates(
-                    config, env, target, gates, skipped, _no_event, debug, capture, offline
-                )
-                run = asyncio.run(coroutine)
-            else:
+            from contextlib import nullcontext
+
+            table = None
+            if console is not None:  # rich only for a terminal
                 from opsctl.console import LiveTable
 
-                with LiveTable(gates, console) as table:
-                    coroutine = run_gates(
-                        config, env, target, gates, skipped, table.on_event, debug, capture, offline
+                table = LiveTable(gates, console)
+            with table or nullcontext():
+                on_event = table.on_event if table is not None else None
+                run = asyncio.run(
+                    run_gates(
+                        config, env, target, gates, skipped, on_event, debug, capture, offline
                     )
-                    run = asyncio.run(coroutine)
+                )
         except KeyboardInterrupt:
             cut = interrupted_run(
                 env, target, gates, capture, started_at, time.monotonic() - started
@@ -508,10 +510,6 @@ def _run(
             evidence(cut, "interrupted")
             raise
         return run, evidence(run, "completed")
-
-
-def _no_event(gate_id: str, check_id: str, result: object) -> None:
-    pass
 
 
 def _rich_console() -> Any:
@@ -538,14 +536,6 @@ def _show(run: Any, as_json: bool) -> None:
         from opsctl.console import print_run
 
         print_run(run, console)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write next to the target, then rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
 
 
 @cli.command()

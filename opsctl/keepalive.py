@@ -14,6 +14,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from opsctl.files import write_atomically
+
 FREE_TIER_SLEEP_S = 15 * 60
 """Render's free tier spins a service down after 15 minutes without traffic."""
 
@@ -189,7 +191,8 @@ class KeepAlive:
         self.echo(ping.line())
         self._last[ping.env] = ping
         if self.status_file is not None:
-            _write_json_atomically(self.status_file, {k: asdict(v) for k, v in self._last.items()})
+            status = {k: asdict(v) for k, v in self._last.items()}
+            write_atomically(self.status_file, json.dumps(status, indent=2, sort_keys=True) + "\n")
         if self.heartbeat_url:
             suffix = "" if ping.ok else "/fail"
             try:  # healthchecks.io style: GET on success, /fail on failure
@@ -235,13 +238,6 @@ class KeepAlive:
             scheduler.run_pending()
             idle = scheduler.idle_seconds
             self.stop.wait(min(max(idle if idle is not None else 1.0, 0.0), 60.0))
-
-
-def _write_json_atomically(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(partial, path)
 
 
 def targets_for(config: Any, env_names: Sequence[str], urls: Sequence[str]) -> list[Target]:

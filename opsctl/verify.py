@@ -20,6 +20,7 @@ from evidence.signoffs import Ledger, Signoff
 from evidence.store import phase_rows
 from evidence.transcripts import Recorder
 from opsctl.config import Config, Environment, Gate
+from opsctl.files import write_atomically
 from opsctl.results import GateResult, RunResult
 from opsctl.runner import EventHandler, Runner
 
@@ -149,7 +150,7 @@ async def run_gates(
     target: Target,
     gates: Sequence[Gate],
     skipped: Mapping[str, str],
-    on_event: EventHandler,
+    on_event: EventHandler | None = None,
     debug: bool = False,
     capture: Capture | None = None,
     advisories: Path | None = None,
@@ -160,7 +161,8 @@ async def run_gates(
 
     def both(gate_id: str, check_id: str, result: CheckResult | None) -> None:
         capture.on_event(gate_id, check_id, result)
-        on_event(gate_id, check_id, result)
+        if on_event is not None:
+            on_event(gate_id, check_id, result)
 
     async with httpx.AsyncClient(
         limits=limits, timeout=env.timeout_s, event_hooks=capture.recorder.hooks()
@@ -252,7 +254,5 @@ def write_phase_status(config: Config, root: Path) -> Path:
     text = render_phase_status(
         phase_rows(root, target.parent), Ledger(config.evidence.signoffs).entries()
     )
-    partial = target.with_name(f".{target.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, target)
+    write_atomically(target, text)
     return target
