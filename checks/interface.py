@@ -121,6 +121,18 @@ class KeepAliveSettings:
 
 
 @dataclass(frozen=True)
+class NotionSettings:
+    """Where the Notion sync writes, for the check that looks at it (read-only)."""
+
+    gates_database: str
+    runs_database: str
+    outbox: Path
+    token: str = field(default="", repr=False)
+    base_url: str = ""
+    timeout_s: float = 20.0
+
+
+@dataclass(frozen=True)
 class CheckContext:
     """The world a check sees: where the bot is, what to expect, the HTTP client and secrets."""
 
@@ -141,6 +153,7 @@ class CheckContext:
     reports: dict[str, str] = field(default_factory=dict)
     """Tool reports kept as evidence (name -> text): checks add them."""
     keepalive: KeepAliveSettings | None = None
+    notion: NotionSettings | None = None
 
     def repository(self) -> RepoSettings:
         """The repository settings, or a CheckError when there are none."""

@@ -10,6 +10,7 @@ from checks.hygiene import HygieneCheck
 from checks.interface import Check
 from checks.keepalive import KeepAliveCheck
 from checks.lint import LintCheck
+from checks.notion import NotionCheck
 from checks.secrets import SecretScanCheck
 from checks.testsuite import TestSuiteCheck
 from checks.webhook import WebhookCheck
@@ -30,5 +31,6 @@ CHECKS: dict[str, Check] = {
         TestSuiteCheck(),
         DeployFilesCheck(),
         KeepAliveCheck(),
+        NotionCheck(),
     )
 }

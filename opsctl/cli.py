@@ -82,6 +82,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
     help="Where bundles go (default: [evidence] dir in opsctl.toml).",
 )
 @click.option("--no-evidence", is_flag=True, help="Write no bundle; leave PHASE-STATUS.md alone.")
+@click.option(
+    "--notion",
+    "to_notion",
+    is_flag=True,
+    help="After the verdict, sync the gates and the run to Notion (never changes the exit code).",
+)
 @advisories_option
 @click.pass_context
 def verify(
@@ -96,6 +102,7 @@ def verify(
     junit: Path | None,
     evidence_dir: Path | None,
     no_evidence: bool,
+    to_notion: bool,
     advisories: Path | None,
 ) -> int:
     """Run the phase gates against an environment and give an honest verdict."""
@@ -127,7 +134,44 @@ def verify(
     _show(run, as_json)
     if bundle is not None and not as_json:
         click.echo(f"evidence: {bundle}")
+    if to_notion:
+        try:
+            _sync_run_to_notion(config, run, bundle, _environment(env_file))
+        except Exception as exc:  # whatever went wrong, the verdict above stands
+            click.echo(f"Notion sync pending: {type(exc).__name__}: {exc}", err=True)
     return int(run.exit_code)
+
+
+def _sync_run_to_notion(
+    config: Any, run: Any, bundle: Path | None, environ: dict[str, str]
+) -> None:
+    """The verdict is already out: a Notion problem is reported, never turned into an exit code."""
+    import json
+
+    from evidence.formats.json_format import as_data
+    from opsctl.notion.service import evidence_link, queue_and_push, run_changes, secrets_of
+
+    if bundle is not None:
+        data = json.loads((bundle / "run.json").read_text(encoding="utf-8"))
+        run_id, link = bundle.name, evidence_link(config, bundle)
+    else:
+        data, link = as_data(run), ""
+        run_id = f"{run.started_at.replace('-', '').replace(':', '')}_{run.env}"
+    changes = run_changes(data, run_id, link, secrets_of(config, environ))
+    report = queue_and_push(config, environ, changes)
+    _echo_notion(report, config.notion.outbox)
+
+
+def _echo_notion(report: Any, outbox: Path) -> None:
+    for note in report.notes:
+        click.echo(f"notion: {note}", err=True)
+    if report.error:
+        click.echo(
+            f"Notion sync pending: {report.pending} change(s) kept in {outbox}: {report.error}",
+            err=True,
+        )
+    else:
+        click.echo(f"notion: synced: {report.line()}", err=True)
 
 
 @cli.command()
@@ -390,6 +434,79 @@ def evidence_prune(keep: int, config_path: Path, evidence_dir: Path | None) -> i
 
 
 @cli.group()
+def notion() -> None:
+    """Keep the gate status and the verification runs in two Notion databases."""
+
+
+@notion.command("init")
+@click.option("--parent", help="The Notion page (id) the databases go under (default: config).")
+@config_option
+@env_file_option
+def notion_init(parent: str | None, config_path: Path, env_file: Path) -> int:
+    """Create the Gates and Runs databases (or find and repair them) and store their ids."""
+    from opsctl.config import ConfigError
+    from opsctl.notion.service import connect, init
+
+    config = _load(config_path)
+    parent = parent or config.notion.parent
+    if not parent:
+        raise ConfigError(
+            "no parent page; fix: opsctl notion init --parent PAGE_ID (a page shared with the "
+            "integration: ... > Connections)"
+        )
+    for line in init(connect(config, _environment(env_file)), config, parent):
+        click.echo(line)
+    return ExitCode.OK
+
+
+@notion.command("sync")
+@click.option("--env", "env_names", multiple=True, help="Only this environment (repeatable).")
+@click.option("--run", "run_ref", help="This bundle (folder name, path or latest) only.")
+@config_option
+@env_file_option
+@evidence_dir_option
+def notion_sync(
+    env_names: tuple[str, ...],
+    run_ref: str | None,
+    config_path: Path,
+    env_file: Path,
+    evidence_dir: Path | None,
+) -> int:
+    """Push the newest bundle's gate statuses and run summary (per environment) to Notion."""
+    from opsctl.errors import OpsctlError
+    from opsctl.notion.service import (
+        connect,
+        evidence_link,
+        newest_bundles,
+        push,
+        run_changes,
+        secrets_of,
+    )
+
+    config = _load(config_path)
+    environ = _environment(env_file)
+    for name in env_names:
+        config.environment(name)
+    root = evidence_dir or config.evidence.dir
+    secrets = secrets_of(config, environ)
+    changes = [
+        change
+        for bundle in newest_bundles(root, env_names, run_ref)
+        for change in run_changes(
+            bundle.data, bundle.name, evidence_link(config, bundle.path), secrets
+        )
+    ]
+    sync = connect(config, environ)
+    if not changes and not sync.outbox.pending():
+        raise OpsctlError(
+            f"nothing to sync: no evidence bundles under {root}; fix: run opsctl verify"
+        )
+    report = push(sync, config, changes)
+    _echo_notion(report, config.notion.outbox)
+    return int(report.exit_code)
+
+
+@cli.group()
 def gate() -> None:
     """Sign off manual criteria, or waive a gate on the record."""
 
@@ -467,6 +584,7 @@ def _run(
         Capture,
         interrupted_run,
         needs_target,
+        notion_settings,
         open_target,
         record_evidence,
         resolve_advisories,
@@ -498,9 +616,19 @@ def _run(
                 table = LiveTable(gates, console)
             with table or nullcontext():
                 on_event = table.on_event if table is not None else None
+                notion = notion_settings(config, environ)
                 run = asyncio.run(
                     run_gates(
-                        config, env, target, gates, skipped, on_event, debug, capture, offline
+                        config,
+                        env,
+                        target,
+                        gates,
+                        skipped,
+                        on_event,
+                        debug,
+                        capture,
+                        offline,
+                        notion,
                     )
                 )
         except KeyboardInterrupt:

@@ -134,6 +134,19 @@ SCHEMA = {
                 "signoffs": {"type": "string", "minLength": 1},
             },
         },
+        "notion": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "parent": {"type": "string"},
+                "gates_database": {"type": "string"},
+                "runs_database": {"type": "string"},
+                "outbox": {"type": "string", "minLength": 1},
+                "evidence_url": {"type": "string", "pattern": "^https?://"},
+                "requests_per_second": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+                "timeout_s": _NUMBER,
+            },
+        },
         "gates": {"type": "object", "minProperties": 1, "additionalProperties": _GATE},
     },
 }
@@ -208,6 +221,21 @@ class KeepAliveConfig:
 
 
 @dataclass(frozen=True)
+class NotionConfig:
+    """Where gate status goes in Notion (`opsctl notion init` fills in the ids)."""
+
+    parent: str = ""
+    gates_database: str = ""
+    runs_database: str = ""
+    outbox: Path = Path(".opsctl/notion-outbox.json")
+    """Changes not yet confirmed by Notion."""
+    evidence_url: str = ""
+    """Where bundles are published (a run's link is <evidence_url>/<bundle>/report.html)."""
+    requests_per_second: float = 3.0
+    timeout_s: float = 20.0
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole of opsctl.toml, validated."""
 
@@ -218,6 +246,7 @@ class Config:
     evidence: EvidencePaths = field(default_factory=EvidencePaths)
     repo: RepoSettings | None = None
     keepalive: KeepAliveConfig = field(default_factory=KeepAliveConfig)
+    notion: NotionConfig = field(default_factory=NotionConfig)
 
     def repository(self, advisories: Path | None = None) -> RepoSettings:
         """The repository settings, with --advisories / OPSCTL_ADVISORIES applied on top."""
@@ -269,8 +298,24 @@ def load_config(path: Path, check_ids: Iterable[str]) -> Config:
     )
     repo = _repository(path, raw.get("repository", {}))
     keepalive = _keepalive(path, raw.get("keepalive", {}))
+    notion = raw.get("notion", {})
     return Config(
-        path, environments, gates, int(defaults.get("concurrency", 8)), evidence, repo, keepalive
+        path,
+        environments,
+        gates,
+        int(defaults.get("concurrency", 8)),
+        evidence,
+        repo,
+        keepalive,
+        NotionConfig(
+            parent=str(notion.get("parent", "")),
+            gates_database=str(notion.get("gates_database", "")),
+            runs_database=str(notion.get("runs_database", "")),
+            outbox=base / notion.get("outbox", ".opsctl/notion-outbox.json"),
+            evidence_url=str(notion.get("evidence_url", "")).rstrip("/"),
+            requests_per_second=float(notion.get("requests_per_second", 3.0)),
+            timeout_s=float(notion.get("timeout_s", 20.0)),
+        ),
     )
 
 

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import httpx
 
-from checks.interface import CheckContext, CheckResult, KeepAliveSettings, Status
+from checks.interface import (
+    CheckContext,
+    CheckResult,
+    KeepAliveSettings,
+    NotionSettings,
+    Status,
+)
 from checks.registry import CHECKS
 from evidence.bundle import BundleInputs, EvidenceWriter
 from evidence.phase_status import render_phase_status
@@ -154,6 +160,7 @@ async def run_gates(
     debug: bool = False,
     capture: Capture | None = None,
     advisories: Path | None = None,
+    notion: NotionSettings | None = None,
 ) -> RunResult:
     """Run the gates against the target with one pooled HTTP client."""
     capture = capture or Capture()
@@ -182,6 +189,7 @@ async def run_gates(
             keepalive=KeepAliveSettings(
                 config.keepalive.log_dir, config.keepalive.window_s, config.keepalive.slow_ms
             ),
+            notion=notion,
         )
         runner = Runner(CHECKS, on_event=both, debug=debug, signoffs=capture.signoffs)
         return await runner.run(gates, ctx, skipped)
@@ -256,3 +264,15 @@ def write_phase_status(config: Config, root: Path) -> Path:
     )
     write_atomically(target, text)
     return target
+
+
+def notion_settings(config: Config, environ: Mapping[str, str]) -> NotionSettings:
+    """What the `notion` check needs: the configured databases and the token from the env."""
+    return NotionSettings(
+        gates_database=config.notion.gates_database,
+        runs_database=config.notion.runs_database,
+        outbox=config.notion.outbox,
+        token=environ.get("NOTION_TOKEN", ""),
+        base_url=environ.get("NOTION_BASE_URL", ""),
+        timeout_s=config.notion.timeout_s,
+    )

@@ -143,7 +143,7 @@ def test_gates_lists_gates_checks_and_needs(capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr().out
     assert "P2.1  Twilio pipeline  (blocking)\n    checks: webhook\n" in out
     assert "P2.6  Security  (blocking, needs P2.1, P2.2)\n" in out
-    assert "P2.4  Notion  (advisory)\n    checks: none: no checks yet" in out
+    assert "P2.4  Notion  (advisory)\n    checks: notion\n" in out
 
 
 def test_version_imports_no_heavy_library() -> None:

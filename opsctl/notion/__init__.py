@@ -1,0 +1,1 @@
+"""Notion sync: the gate status and verification runs, kept current where the PMO reads them."""

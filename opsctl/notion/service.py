@@ -1,0 +1,223 @@
+"""What the `notion` commands and `verify --notion` do: connect, init, turn runs into rows, sync."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from evidence.redact import Redactor
+from evidence.store import BundleInfo, list_bundles, resolve
+from opsctl.config import Config
+from opsctl.files import write_atomically
+from opsctl.notion.gateway import (
+    NotionError,
+    NotionGateway,
+    NotionSetupError,
+    Pacer,
+    notion_client,
+)
+from opsctl.notion.outbox import Outbox, RowChange
+from opsctl.notion.schema import GATES, RUNS, TABLES
+from opsctl.notion.sync import Database, NotionSync, SyncReport
+
+TOKEN_VARIABLE = "NOTION_TOKEN"  # noqa: S105 - the variable's name, not its value
+BASE_URL_VARIABLE = "NOTION_BASE_URL"
+
+
+def notion_token(environ: Mapping[str, str]) -> str:
+    """The integration token, or one line saying how to provide it."""
+    token = environ.get(TOKEN_VARIABLE, "").strip()
+    if not token:
+        raise NotionSetupError(
+            f"{TOKEN_VARIABLE} is not set; fix: export {TOKEN_VARIABLE}=<the internal "
+            "integration secret from notion.so/profile/integrations> (or put it in .env)"
+        )
+    return token
+
+
+def connect(config: Config, environ: Mapping[str, str], pacer: Pacer | None = None) -> NotionSync:
+    """A NotionSync on notion-client, aimed at api.notion.com or NOTION_BASE_URL."""
+    settings = config.notion
+    client = notion_client(
+        notion_token(environ), environ.get(BASE_URL_VARIABLE) or None, settings.timeout_s
+    )
+    gateway = NotionGateway(client, pacer or Pacer(rate=settings.requests_per_second))
+    return NotionSync(gateway, Outbox(settings.outbox))
+
+
+def init(sync: NotionSync, config: Config, parent: str) -> list[str]:
+    """Find, make or repair both databases under `parent`; store their ids in opsctl.toml."""
+    name = sync.whoami()
+    lines = [f"integration: {name}"]
+    ids = {}
+    for table in (GATES, RUNS):
+        known = getattr(config.notion, f"{table.name}_database")
+        database, done = sync.ensure(table, parent, known)
+        ids[f"{table.name}_database"] = database.database_id
+        lines.append(f"{table.title}: {database.database_id} ({done})")
+    store_ids(config.path, parent=parent, **ids)
+    lines.append(f"saved the database ids in {config.path} [notion]")
+    return lines
+
+
+def store_ids(path: Path, **values: str) -> None:
+    """Write keys into opsctl.toml's [notion] table, keeping every comment and the layout."""
+    import tomlkit
+
+    document = tomlkit.parse(path.read_text(encoding="utf-8"))
+    if "notion" not in document:
+        document.add(tomlkit.nl())
+        document["notion"] = tomlkit.table()
+    table: Any = document["notion"]
+    for key, value in values.items():
+        table[key] = value
+    write_atomically(path, tomlkit.dumps(document))
+
+
+def open_databases(sync: NotionSync, config: Config) -> dict[str, Database]:
+    """The configured databases, their schemas checked (and missing columns added)."""
+    databases = {}
+    for table in TABLES.values():
+        database_id = getattr(config.notion, f"{table.name}_database")
+        if not database_id:
+            raise NotionSetupError(
+                f"{config.path}: [notion] {table.name}_database is not set; "
+                "fix: run opsctl notion init --parent PAGE_ID"
+            )
+        databases[table.name] = sync.open(table, database_id)
+    return databases
+
+
+def run_changes(
+    data: Mapping[str, Any], run_id: str, evidence_link: str, secrets: Iterable[str]
+) -> list[RowChange]:
+    """One Gates row per gate and one Runs row, from a run's data (run.json), secrets redacted."""
+    redactor = Redactor(secrets)
+    env, started = str(data["env"]), str(data["started_at"])
+    queued = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    def clean(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: redactor.redact(v) if isinstance(v, str) else v for k, v in values.items()}
+
+    rows = [
+        RowChange(
+            GATES.name,
+            redactor.redact(f"{env}/{gate['id']}"),
+            clean(
+                {
+                    "Gate": f"{gate['id']} {gate['title']}",
+                    "Environment": env,
+                    "Status": gate["status"],
+                    "Last run": started,
+                    "Duration": round(float(gate.get("duration_s", 0.0)), 2),
+                    "Blocking": bool(gate.get("blocking", True)),
+                    "Reason": gate.get("reason", ""),
+                    "Evidence": evidence_link or None,
+                }
+            ),
+            queued,
+        )
+        for gate in data.get("gates", [])
+    ]
+    counts: dict[str, int] = {}
+    for gate in data.get("gates", []):
+        counts[gate["status"]] = counts.get(gate["status"], 0) + 1
+    line = str(data.get("verdict", {}).get("line", ""))
+    verdict = line.split(":")[0] if data.get("outcome", "completed") == "completed" else ""
+    rows.append(
+        RowChange(
+            RUNS.name,
+            redactor.redact(run_id),
+            clean(
+                {
+                    "Environment": env,
+                    "Verdict": verdict or "INTERRUPTED",
+                    "Summary": line,
+                    "Started": started,
+                    "Duration": round(float(data.get("duration_s", 0.0)), 2),
+                    "Exit code": data.get("verdict", {}).get("exit_code"),
+                    "Passed": counts.get("PASS", 0),
+                    "Warnings": counts.get("WARN", 0),
+                    "Failed": counts.get("FAIL", 0),
+                    "Errors": counts.get("ERROR", 0),
+                    "Skipped": counts.get("SKIP", 0),
+                    "Blocked": counts.get("BLOCKED", 0) + counts.get("DOCUMENTED-BLOCKED", 0),
+                    "Git commit": data.get("git_commit", ""),
+                    "Target": data.get("target", ""),
+                    "Evidence": evidence_link or None,
+                }
+            ),
+            queued,
+        )
+    )
+    return rows
+
+
+def evidence_link(config: Config, bundle: Path) -> str:
+    """Where the PMO can open the run's report: the published copy, else the file on disk."""
+    if config.notion.evidence_url:
+        return f"{config.notion.evidence_url}/{bundle.name}/report.html"
+    return (bundle.resolve() / "report.html").as_uri()
+
+
+def secrets_of(config: Config, environ: Mapping[str, str]) -> set[str]:
+    """Values that must never reach Notion: the bot's secrets, each env's token, Notion's own."""
+    from bot.settings import VARIABLES
+
+    names = {n for n, v in VARIABLES.items() if v.secret} | {TOKEN_VARIABLE}
+    names |= {env.token_env for env in config.environments.values()}
+    return {environ[n] for n in names if environ.get(n)}
+
+
+def push(
+    sync: NotionSync,
+    config: Config,
+    new: list[RowChange],
+) -> SyncReport:
+    """Queue `new`, open the databases, send the queue; failures leave it queued and say why."""
+    sync.outbox.add(new)
+    try:
+        databases = open_databases(sync, config)
+    except NotionError as error:
+        report = SyncReport(pending=len(sync.outbox.pending()), error=str(error))
+        report.exit_code = error.exit_code
+        report.requests, report.writes = sync.gateway.requests, sync.gateway.writes
+        return report
+    return sync.sync(databases, [])
+
+
+def queue_and_push(config: Config, environ: Mapping[str, str], new: list[RowChange]) -> SyncReport:
+    """For `verify --notion`: the changes are in the outbox before anything can fail."""
+    outbox = Outbox(config.notion.outbox)
+    outbox.add(new)
+    try:
+        sync = connect(config, environ)
+    except NotionError as error:
+        report = SyncReport(pending=len(outbox.pending()), error=str(error))
+        report.exit_code = error.exit_code
+        return report
+    return push(sync, config, [])
+
+
+def newest_bundles(root: Path, env_names: Iterable[str], ref: str | None) -> list[BundleInfo]:
+    """The bundle named by `ref`, or the newest bundle of each environment (or of those named)."""
+    wanted = set(env_names)
+    if ref:
+        bundle = resolve(root, ref)
+        if wanted and bundle.env not in wanted:
+            raise NotionSetupError(
+                f"bundle {bundle.name} is for {bundle.env}, not {', '.join(sorted(wanted))}; "
+                "fix: drop --env or name a bundle of that environment"
+            )
+        return [bundle]
+    newest: dict[str, BundleInfo] = {}
+    for bundle in list_bundles(root):  # newest first
+        if (not wanted or bundle.env in wanted) and bundle.env not in newest:
+            newest[bundle.env] = bundle
+    for env in sorted(wanted - set(newest)):
+        raise NotionSetupError(
+            f"no evidence bundle for {env} under {root}; fix: run opsctl verify --env {env}"
+        )
+    return list(newest.values())

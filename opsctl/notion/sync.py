@@ -1,0 +1,377 @@
+"""Upsert rows by key into the two databases, without duplicates, whatever Notion does meanwhile."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opsctl.exitcodes import ExitCode
+from opsctl.notion.gateway import (
+    NotionConflict,
+    NotionError,
+    NotionGateway,
+    NotionMaybeDone,
+    NotionSetupError,
+)
+from opsctl.notion.outbox import Outbox, RowChange
+from opsctl.notion.schema import Drift, Table, drift
+from opsctl.notion.values import changes, from_property, later_than, to_properties
+
+# A compound filter of this many `equals` fits well within Notion's filter limits.
+KEYS_PER_QUERY = 50
+REDO_CONFLICT = 3
+"""Read-modify-write rounds after a 409 before giving up (the change stays queued)."""
+RECHECK_CREATE = 3
+"""Creates that may or may not have happened, each followed by a query, before giving up."""
+
+
+@dataclass(frozen=True)
+class Database:
+    """A database we found or made, and the data source its rows live in."""
+
+    table: Table
+    database_id: str
+    data_source_id: str
+
+
+@dataclass
+class SyncReport:
+    """What a sync did, in counts and one line per notable thing."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    stale: int = 0
+    archived: int = 0
+    pending: int = 0
+    requests: int = 0
+    writes: int = 0
+    notes: list[str] = field(default_factory=list)
+    error: str = ""
+    """Why the sync stopped early (the rest is in the outbox); empty when all was sent."""
+    exit_code: ExitCode = ExitCode.OK
+
+    def line(self) -> str:
+        """One line for the terminal."""
+        parts = [
+            f"{self.created} created",
+            f"{self.updated} updated",
+            f"{self.unchanged} unchanged",
+        ]
+        if self.stale:
+            parts.append(f"{self.stale} older than Notion's (left alone)")
+        if self.archived:
+            parts.append(f"{self.archived} duplicate(s) archived")
+        return f"{', '.join(parts)}; {self.requests} requests, {self.writes} writes"
+
+
+class NotionSync:
+    """Finds, makes or repairs our databases, and brings their rows to the wanted state."""
+
+    def __init__(self, gateway: NotionGateway, outbox: Outbox) -> None:
+        self.gateway = gateway
+        self.outbox = outbox
+        self.client = gateway.client
+
+    # --- databases -------------------------------------------------------------------------
+
+    def whoami(self) -> str:
+        """The integration's name; the first call, so a bad token is named before anything."""
+        me = self.gateway.read("checking the token", self.client.users.me)
+        return str(me.get("name") or me.get("id"))
+
+    def ensure(self, table: Table, parent: str, known_id: str = "") -> tuple[Database, str]:
+        """Our database for `table`: the known one, one under `parent` with our title, or new.
+
+        Returns it and what was done ('reused', 'found', 'created', plus any repair).
+        """
+        if known_id:
+            database = self._database(table, known_id, must_exist=False)
+            if database is not None:
+                return database, "reused" + self._repair(database)
+        found = self._find_under(table, parent)
+        if found:
+            database = self._database(table, found, must_exist=True)
+            assert database is not None
+            return database, "found under the parent page" + self._repair(database)
+        made = self.gateway.create(
+            f"creating the {table.title!r} database",
+            self.client.databases.create,
+            parent={"type": "page_id", "page_id": parent},
+            title=[{"type": "text", "text": {"content": table.title}}],
+            initial_data_source={"properties": table.properties()},
+        )
+        database = Database(table, str(made["id"]), str(made["data_sources"][0]["id"]))
+        return database, "created" + self._repair(database)
+
+    def schema(self, table: Table, database_id: str) -> dict[str, Any]:
+        """The properties of a database's data source, as Notion returns them (read-only)."""
+        database = self._database(table, database_id, must_exist=True)
+        assert database is not None
+        source = self.gateway.read(
+            f"reading the {table.title!r} schema",
+            self.client.data_sources.retrieve,
+            data_source_id=database.data_source_id,
+        )
+        return dict(source.get("properties", {}))
+
+    def count_rows(self, table: Table, database_id: str, column: str, value: str) -> int:
+        """Rows whose select `column` is `value` (read-only)."""
+        database = self._database(table, database_id, must_exist=True)
+        assert database is not None
+        total, cursor = 0, None
+        while True:
+            kwargs: dict[str, Any] = {
+                "data_source_id": database.data_source_id,
+                "filter": {"property": column, "select": {"equals": value}},
+                "page_size": 100,
+            }
+            if cursor:
+                kwargs["start_cursor"] = cursor
+            page = self.gateway.read(
+                f"counting {table.title!r} rows", self.client.data_sources.query, **kwargs
+            )
+            total += len(page.get("results", []))
+            cursor = page.get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                return total
+
+    def open(self, table: Table, database_id: str) -> Database:
+        """A configured database, its schema repaired if columns are missing."""
+        database = self._database(table, database_id, must_exist=True)
+        assert database is not None
+        self._repair(database)
+        return database
+
+    def _database(self, table: Table, database_id: str, must_exist: bool) -> Database | None:
+        try:
+            data = self.gateway.read(
+                f"reading the {table.title!r} database {database_id}",
+                self.client.databases.retrieve,
+                database_id=database_id,
+            )
+        except NotionSetupError:
+            if must_exist:
+                raise
+            return None
+        if data.get("in_trash") or data.get("archived") or not data.get("data_sources"):
+            if must_exist:
+                raise NotionSetupError(
+                    f"the {table.title!r} database {database_id} is in Notion's trash; "
+                    "fix: restore it, or run opsctl notion init to make a new one"
+                )
+            return None
+        return Database(table, str(data["id"]), str(data["data_sources"][0]["id"]))
+
+    def _find_under(self, table: Table, parent: str) -> str:
+        cursor = None
+        while True:
+            kwargs: dict[str, Any] = {"block_id": parent, "page_size": 100}
+            if cursor:
+                kwargs["start_cursor"] = cursor
+            page = self.gateway.read(
+                f"listing the parent page {parent}", self.client.blocks.children.list, **kwargs
+            )
+            for block in page.get("results", []):
+                title = block.get("child_database", {}).get("title")
+                if block.get("type") == "child_database" and title == table.title:
+                    return str(block["id"])
+            cursor = page.get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                return ""
+
+    def _repair(self, database: Database) -> str:
+        """Add missing columns; name a column of the wrong type (that is a person's call)."""
+        table = database.table
+        source = self.gateway.read(
+            f"reading the {table.title!r} schema",
+            self.client.data_sources.retrieve,
+            data_source_id=database.data_source_id,
+        )
+        found: Drift = drift(table, source.get("properties", {}))
+        if found.wrong_type:
+            column, actual = found.wrong_type[0]
+            raise NotionSetupError(
+                f"Notion database {table.title!r}: column {column.name!r} is {actual}, "
+                f"expected {column.type}; fix: change its type in Notion, or rename it and run "
+                "opsctl notion init to add the column again"
+            )
+        titles = [c for c in found.missing if c.type == "title"]
+        if titles:
+            current = next(
+                (n for n, p in source.get("properties", {}).items() if p.get("type") == "title"),
+                "?",
+            )
+            raise NotionSetupError(
+                f"Notion database {table.title!r}: the title column is {current!r}, expected "
+                f"{titles[0].name!r}; fix: rename it to {titles[0].name!r} in Notion"
+            )
+        if not found.missing:
+            return ""
+        self.gateway.read(  # adding the same columns twice is harmless: safe to repeat
+            f"adding columns to {table.title!r}",
+            self.client.data_sources.update,
+            data_source_id=database.data_source_id,
+            properties={c.name: c.config() for c in found.missing},
+        )
+        return f"; repaired: added {', '.join(c.name for c in found.missing)}"
+
+    # --- rows ------------------------------------------------------------------------------
+
+    def sync(
+        self,
+        databases: Mapping[str, Database],
+        new: Sequence[RowChange],
+    ) -> SyncReport:
+        """Queue `new` behind the outbox, then send the queue in order; stop at the first error.
+
+        What was not confirmed stays in the outbox for the next sync.
+        """
+        report = SyncReport()
+        with self.outbox.locked():  # one writer at a time: two syncs would both create a row
+            queue = self.outbox.add(new)  # on disk before the first request: nothing is lost
+            try:
+                current = self._rows_by_key(databases, queue)
+                for change in queue:
+                    self._apply(databases[change.table], change, current, report)
+                    self.outbox.done(change)
+            except NotionError as error:
+                report.error, report.exit_code = str(error), error.exit_code
+            report.pending = len(self.outbox.pending())
+        report.requests = self.gateway.requests
+        report.writes = self.gateway.writes
+        return report
+
+    def _rows_by_key(
+        self, databases: Mapping[str, Database], queue: Sequence[RowChange]
+    ) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        """The existing rows of every queued key, few queries (keys batched in `or` filters)."""
+        found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for name, database in databases.items():
+            keys = sorted({c.key for c in queue if c.table == name})
+            for start in range(0, len(keys), KEYS_PER_QUERY):
+                for row in self._query(database, keys[start : start + KEYS_PER_QUERY]):
+                    key = _key_of(database.table, row)
+                    found.setdefault((name, key), []).append(row)
+        return found
+
+    def _query(self, database: Database, keys: Sequence[str]) -> list[dict[str, Any]]:
+        table = database.table
+        kind = table.column(table.key).type
+        equals = [{"property": table.key, kind: {"equals": key}} for key in keys]
+        rows: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "data_source_id": database.data_source_id,
+                "filter": equals[0] if len(equals) == 1 else {"or": equals},
+                # The oldest row of a key is the one kept when duplicates are collapsed.
+                "sorts": [{"timestamp": "created_time", "direction": "ascending"}],
+                "page_size": 100,
+            }
+            if cursor:
+                kwargs["start_cursor"] = cursor
+            page = self.gateway.read(
+                f"querying {table.title!r}", self.client.data_sources.query, **kwargs
+            )
+            rows += [r for r in page.get("results", []) if _key_of(table, r) in keys]
+            cursor = page.get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                return rows
+
+    def _apply(
+        self,
+        database: Database,
+        change: RowChange,
+        current: dict[tuple[str, str], list[dict[str, Any]]],
+        report: SyncReport,
+    ) -> None:
+        table = database.table
+        rows = current.get((table.name, change.key), [])
+        for round_ in range(1, REDO_CONFLICT + 1):
+            try:
+                if not rows:
+                    rows = self._create(database, change)
+                    report.created += 1
+                    return
+                rows = self._collapse(database, change.key, rows, report)
+                self._update(database, change, rows[0], report)
+                return
+            except NotionConflict:
+                if round_ == REDO_CONFLICT:
+                    raise NotionError(
+                        f"{table.title!r} row {change.key}: Notion kept answering 409 "
+                        "conflict_error; the change is kept for the next sync"
+                    ) from None
+                rows = self._query(database, [change.key])  # read again, then redo
+
+    def _create(self, database: Database, change: RowChange) -> list[dict[str, Any]]:
+        table = database.table
+        for _ in range(RECHECK_CREATE):
+            try:
+                page = self.gateway.create(
+                    f"creating {table.title!r} row {change.key}",
+                    self.client.pages.create,
+                    parent={"type": "data_source_id", "data_source_id": database.data_source_id},
+                    properties=to_properties(table, {table.key: change.key, **change.values}),
+                )
+                return [page]
+            except NotionMaybeDone:
+                # It may have been made before the answer was lost: look before making another.
+                rows = self._query(database, [change.key])
+                if rows:
+                    return rows
+        raise NotionError(
+            f"{table.title!r} row {change.key}: creating it kept failing; "
+            "the change is kept for the next sync"
+        )
+
+    def _collapse(
+        self,
+        database: Database,
+        key: str,
+        rows: list[dict[str, Any]],
+        report: SyncReport,
+    ) -> list[dict[str, Any]]:
+        """Keep the oldest row of a key and archive the others (hand-made, or from a crash)."""
+        keep, extra = rows[0], rows[1:]
+        for row in extra:
+            self.gateway.read(  # the same PATCH twice is harmless
+                f"archiving a duplicate {database.table.title!r} row {key}",
+                self.client.pages.update,
+                page_id=row["id"],
+                in_trash=True,
+            )
+            report.archived += 1
+        if extra:
+            report.notes.append(
+                f"{database.table.title!r}: {len(rows)} rows had key {key}; kept the oldest "
+                f"({keep['id']}), archived {len(extra)}"
+            )
+        return [keep]
+
+    def _update(
+        self, database: Database, change: RowChange, row: dict[str, Any], report: SyncReport
+    ) -> None:
+        table = database.table
+        if table.newer_guard and later_than(
+            row, table.column(table.newer_guard), change.values.get(table.newer_guard)
+        ):
+            report.stale += 1
+            return
+        different = changes(table, change.values, row)
+        if not different:
+            report.unchanged += 1
+            return
+        self.gateway.read(  # a PATCH of the same values is safe to repeat
+            f"updating {table.title!r} row {change.key}",
+            self.client.pages.update,
+            page_id=row["id"],
+            properties=to_properties(table, different),
+        )
+        report.updated += 1
+
+
+def _key_of(table: Table, row: Mapping[str, Any]) -> str:
+    return str(from_property(table.column(table.key), row.get("properties", {}).get(table.key)))
