@@ -75,7 +75,9 @@ def verdict_line(gates: tuple[GateResult, ...]) -> str:
     counts = {s: sum(g.status is s for g in gates) for s in Status}
     tally = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
     if code is ExitCode.OK:
-        word = "PASS" if not counts[Status.WARN] else "PASS with warnings"
+        # An advisory gate that failed or could not run is a warning too, not a clean pass.
+        flawed = counts[Status.WARN] + counts[Status.FAIL] + counts[Status.ERROR]
+        word = "PASS with warnings" if flawed else "PASS"
         return f"{word}: every blocking gate passed ({tally})"
     if code is ExitCode.UNREACHABLE and not any(g.status is Status.ERROR for g in gates):
         return f"ERROR: no gate ran a check ({tally})"

@@ -129,3 +129,15 @@ def bot_url() -> Iterator[str]:
     wait_ready(http_health_status(url))
     yield url
     server.stop()
+
+
+@pytest.fixture
+def fake_notion() -> Iterator[Any]:
+    """A fake Notion API on 127.0.0.1 for one test: a started tests.fakes.notion_api.FakeNotion."""
+    # Imported here so that adding this fixture left the module's imports untouched.
+    from tests.fakes.notion_api import FakeNotion
+
+    fake = FakeNotion().start()
+    yield fake
+    fake.stop()
+    assert not fake.crashes, "the fake Notion failed:\n" + "\n".join(fake.crashes)

@@ -60,7 +60,9 @@ class Pacer:
         if self._next > now:
             self.sleep(self._next - now)
             now = self._next
-        self._next = now + 1.0 / self.rate
+        # 5 % over the interval: the server sees our starts with some jitter, and a window of
+        # one second there must still hold no more than `rate` of them.
+        self._next = now + 1.05 / self.rate
 
     def hold(self, seconds: float) -> None:
         """Start nothing for `seconds` (a 429's Retry-After)."""

@@ -7,11 +7,16 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from opsctl.errors import OpsctlError
 from opsctl.files import write_atomically
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True)
@@ -23,14 +28,15 @@ class RowChange:
     key: str
     values: Mapping[str, Any]
     """Column -> plain value."""
-    queued_at: str
+    as_of: str
+    """When the run that produced it started (ISO 8601): of two changes to a row, the later wins."""
 
 
 class Outbox:
     """A JSON file of pending RowChanges, oldest first; rewritten atomically after every change.
 
-    A newer change for the same row replaces the older one: Notion only needs the latest state,
-    and the row's date guard (schema.Table.newer_guard) keeps a late older one from winning.
+    A change from a later run replaces a queued one for the same row: Notion only needs the
+    latest state; in Notion, the row's date guard (schema.Table.newer_guard) does the same.
     """
 
     def __init__(self, path: Path) -> None:
@@ -64,6 +70,9 @@ class Outbox:
         """Queue `changes` behind what is pending (replacing older changes to the same row)."""
         queue = {(c.table, c.key): c for c in self.pending()}
         for change in changes:
+            queued = queue.get((change.table, change.key))
+            if queued is not None and _instant(queued.as_of) > _instant(change.as_of):
+                continue  # an older run's view of the row must not replace a newer one
             queue.pop((change.table, change.key), None)  # the newer one goes to the back
             queue[(change.table, change.key)] = change
         self._write(list(queue.values()))

@@ -58,6 +58,9 @@ class Table:
     columns: tuple[Column, ...]
     newer_guard: str = ""
     """A date column: a row whose date is later than the update's is left alone (stale update)."""
+    refreshed_with_change: tuple[str, ...] = ()
+    """Columns that differ on every run (date, duration, link): written only along with a change
+    to another column, so a run that confirms a gate's status costs no write."""
 
     def column(self, name: str) -> Column:
         """The named column."""
@@ -73,6 +76,7 @@ GATES = Table(
     title="opsctl gates",
     key="Gate ID",
     newer_guard="Last run",
+    refreshed_with_change=("Last run", "Duration", "Evidence"),
     columns=(
         Column("Gate", "title"),
         Column("Gate ID", "rich_text"),  # <env>/<gate>: the natural key

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +95,6 @@ def run_changes(
     """One Gates row per gate and one Runs row, from a run's data (run.json), secrets redacted."""
     redactor = Redactor(secrets)
     env, started = str(data["env"]), str(data["started_at"])
-    queued = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
     def clean(values: dict[str, Any]) -> dict[str, Any]:
         return {k: redactor.redact(v) if isinstance(v, str) else v for k, v in values.items()}
@@ -117,7 +115,7 @@ def run_changes(
                     "Evidence": evidence_link or None,
                 }
             ),
-            queued,
+            started,
         )
         for gate in data.get("gates", [])
     ]
@@ -149,7 +147,7 @@ def run_changes(
                     "Evidence": evidence_link or None,
                 }
             ),
-            queued,
+            started,
         )
     )
     return rows

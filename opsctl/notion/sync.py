@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from notion_client.helpers import collect_paginated_api
 
 from opsctl.exitcodes import ExitCode
 from opsctl.notion.gateway import (
@@ -120,22 +122,14 @@ class NotionSync:
         """Rows whose select `column` is `value` (read-only)."""
         database = self._database(table, database_id, must_exist=True)
         assert database is not None
-        total, cursor = 0, None
-        while True:
-            kwargs: dict[str, Any] = {
-                "data_source_id": database.data_source_id,
-                "filter": {"property": column, "select": {"equals": value}},
-                "page_size": 100,
-            }
-            if cursor:
-                kwargs["start_cursor"] = cursor
-            page = self.gateway.read(
-                f"counting {table.title!r} rows", self.client.data_sources.query, **kwargs
+        return len(
+            self._all(
+                f"counting {table.title!r} rows",
+                self.client.data_sources.query,
+                data_source_id=database.data_source_id,
+                filter={"property": column, "select": {"equals": value}},
             )
-            total += len(page.get("results", []))
-            cursor = page.get("next_cursor")
-            if not page.get("has_more") or not cursor:
-                return total
+        )
 
     def open(self, table: Table, database_id: str) -> Database:
         """A configured database, its schema repaired if columns are missing."""
@@ -165,21 +159,20 @@ class NotionSync:
         return Database(table, str(data["id"]), str(data["data_sources"][0]["id"]))
 
     def _find_under(self, table: Table, parent: str) -> str:
-        cursor = None
-        while True:
-            kwargs: dict[str, Any] = {"block_id": parent, "page_size": 100}
-            if cursor:
-                kwargs["start_cursor"] = cursor
-            page = self.gateway.read(
-                f"listing the parent page {parent}", self.client.blocks.children.list, **kwargs
-            )
-            for block in page.get("results", []):
-                title = block.get("child_database", {}).get("title")
-                if block.get("type") == "child_database" and title == table.title:
-                    return str(block["id"])
-            cursor = page.get("next_cursor")
-            if not page.get("has_more") or not cursor:
-                return ""
+        children = self._all(
+            f"listing the parent page {parent}", self.client.blocks.children.list, block_id=parent
+        )
+        for block in children:
+            title = block.get("child_database", {}).get("title")
+            if block.get("type") == "child_database" and title == table.title:
+                return str(block["id"])
+        return ""
+
+    def _all(self, what: str, call: Callable[..., Any], **kwargs: Any) -> list[dict[str, Any]]:
+        """Every result of a paginated endpoint, each page a paced, retried request."""
+        return collect_paginated_api(
+            lambda **page: self.gateway.read(what, call, **page), page_size=100, **kwargs
+        )
 
     def _repair(self, database: Database) -> str:
         """Add missing columns; name a column of the wrong type (that is a person's call)."""
@@ -260,25 +253,15 @@ class NotionSync:
         table = database.table
         kind = table.column(table.key).type
         equals = [{"property": table.key, kind: {"equals": key}} for key in keys]
-        rows: list[dict[str, Any]] = []
-        cursor = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "data_source_id": database.data_source_id,
-                "filter": equals[0] if len(equals) == 1 else {"or": equals},
-                # The oldest row of a key is the one kept when duplicates are collapsed.
-                "sorts": [{"timestamp": "created_time", "direction": "ascending"}],
-                "page_size": 100,
-            }
-            if cursor:
-                kwargs["start_cursor"] = cursor
-            page = self.gateway.read(
-                f"querying {table.title!r}", self.client.data_sources.query, **kwargs
-            )
-            rows += [r for r in page.get("results", []) if _key_of(table, r) in keys]
-            cursor = page.get("next_cursor")
-            if not page.get("has_more") or not cursor:
-                return rows
+        rows = self._all(
+            f"querying {table.title!r}",
+            self.client.data_sources.query,
+            data_source_id=database.data_source_id,
+            filter=equals[0] if len(equals) == 1 else {"or": equals},
+            # The oldest row of a key is the one kept when duplicates are collapsed.
+            sorts=[{"timestamp": "created_time", "direction": "ascending"}],
+        )
+        return [row for row in rows if _key_of(table, row) in keys]
 
     def _apply(
         self,
@@ -355,9 +338,7 @@ class NotionSync:
         self, database: Database, change: RowChange, row: dict[str, Any], report: SyncReport
     ) -> None:
         table = database.table
-        if table.newer_guard and later_than(
-            row, table.column(table.newer_guard), change.values.get(table.newer_guard)
-        ):
+        if table.newer_guard and later_than(row, table.column(table.newer_guard), change.as_of):
             report.stale += 1
             return
         different = changes(table, change.values, row)

@@ -104,13 +104,19 @@ def same(column: Column, ours: Any, theirs: Any) -> bool:
 
 
 def changes(table: Table, wanted: Mapping[str, Any], page: Mapping[str, Any]) -> dict[str, Any]:
-    """The columns whose value in `page` differs from `wanted` (our plain values)."""
+    """The columns whose value in `page` differs from `wanted` (our plain values).
+
+    Differences only in `table.refreshed_with_change` columns do not count as a change.
+    """
     props = page.get("properties", {})
-    return {
+    different = {
         name: value
         for name, value in wanted.items()
         if not same(table.column(name), value, from_property(table.column(name), props.get(name)))
     }
+    if set(different) <= set(table.refreshed_with_change):
+        return {}
+    return different
 
 
 def later_than(page: Mapping[str, Any], column: Column, ours: Any) -> bool:

@@ -1,0 +1,112 @@
+"""Requests per `opsctl notion sync` for 6 gates x 3 environments, at the configured pace.
+
+Runs the real command (a subprocess, the repository's opsctl.toml: 3 requests per second)
+against the tests' fake Notion API, which counts requests and enforces Notion's average
+limit of 3 per second with a small burst (a 429 with Retry-After beyond it). Phases: init,
+the first sync, a sync with nothing new, a sync after one gate of one environment changed.
+Bars: the no-change sync writes nothing, the one-gate change patches one Gates row, no 429
+reaches the user (every command exits 0), and no 1-second window holds more than 3 requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))  # for tests.fakes
+
+from checks.interface import Status  # noqa: E402
+from evidence.bundle import BundleInputs, EvidenceWriter  # noqa: E402
+from opsctl.results import GateResult, RunResult  # noqa: E402
+from tests.fakes.notion_api import FakeNotion, Recorded  # noqa: E402
+
+GATES = ("P2.1", "P2.2", "P2.3", "P2.4", "P2.5", "P2.6")
+ENVS = ("local", "render", "staging")
+
+
+def bundle(root: Path, env: str, started: str, failing: str = "") -> None:
+    gates = tuple(
+        GateResult(
+            g, f"gate {g}", True, Status.FAIL if g == failing else Status.PASS, "seen", (), (), 1.0
+        )
+        for g in GATES
+    )
+    run = RunResult(env, f"https://{env}.example.org", started, 9.0, gates)
+    when = datetime.fromisoformat(started)
+    EvidenceWriter(root, now=lambda: when).write(BundleInputs(run, "bench", "0000000", started), [])
+
+
+def busiest_second(requests: list[Recorded]) -> int:
+    """The most requests that started within any 1-second window."""
+    times = sorted(r.at for r in requests)
+    best, start = 0, 0
+    for end, at in enumerate(times):
+        while at - times[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--burst", type=int, default=3, help="the fake's token-bucket burst")
+    args = parser.parse_args()
+    failures = []
+    with tempfile.TemporaryDirectory() as tmp, FakeNotion() as fake:
+        folder = Path(tmp)
+        config = folder / "opsctl.toml"
+        config.write_text((REPO_ROOT / "opsctl.toml").read_text())
+        for env in ENVS:
+            bundle(folder / "evidence-out", env, "2026-11-20T10:00:00+00:00")
+        fake.rate_limit(per_second=3, burst=args.burst)
+        environ = {**os.environ, "NOTION_TOKEN": fake.token, "NOTION_BASE_URL": fake.url}
+        common = ["--config", str(config), "--env-file", "/dev/null"]
+        opsctl = [str(Path(sys.executable).with_name("opsctl"))]
+
+        def phase(name: str, *argv: str) -> None:
+            fake.clear_requests()
+            done = subprocess.run(
+                [*opsctl, *argv, *common], env=environ, capture_output=True, text=True, check=False
+            )
+            requests = list(fake.requests)
+            writes = [r for r in fake.writes() if r.status < 300]
+            creates = sum(r.method == "POST" for r in writes)
+            limited = sum(r.status == 429 for r in requests)
+            span = (requests[-1].at - requests[0].at) if len(requests) > 1 else 0.0
+            print(
+                f"{name:<16} exit {done.returncode}  {len(requests):>3} requests "
+                f"({len(requests) - len(fake.writes()):>2} reads, {len(writes):>2} writes: "
+                f"{creates:>2} creates, {len(writes) - creates} patches)  "
+                f"429s {limited}  busiest 1 s window {busiest_second(requests)}  "
+                f"{span:5.1f} s  {(len(requests) - 1) / span if span else 0:.2f} req/s"
+            )
+            if done.returncode != 0:
+                failures.append(f"{name}: exit {done.returncode}: {done.stderr.strip()}")
+            if busiest_second(requests) > 3:
+                failures.append(f"{name}: more than 3 requests in one second")
+            phase.writes = writes  # type: ignore[attr-defined]
+
+        phase("init", "notion", "init", "--parent", fake.add_page("Clara ops"))
+        phase("first sync", "notion", "sync")
+        phase("no-change sync", "notion", "sync")
+        if phase.writes:  # type: ignore[attr-defined]
+            failures.append("the no-change sync wrote")
+        bundle(folder / "evidence-out", "render", "2026-11-21T10:00:00+00:00", failing="P2.3")
+        phase("one-gate change", "notion", "sync", "--env", "render")
+        gates_writes = [r for r in phase.writes if r.method == "PATCH"]  # type: ignore[attr-defined]
+        if len(gates_writes) != 1:
+            failures.append(f"the one-gate change patched {len(gates_writes)} rows, not 1")
+        print("  (the one-gate change comes with a new run: its Runs row is the one create)")
+    for failure in failures:
+        print(f"FAILED: {failure}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
