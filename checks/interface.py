@@ -130,6 +130,7 @@ class NotionSettings:
     token: str = field(default="", repr=False)
     base_url: str = ""
     timeout_s: float = 20.0
+    requests_per_second: float = 3.0
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,9 @@ class NotionCheck(Check):
         from opsctl.notion.sync import NotionSync
 
         client = notion_client(settings.token, settings.base_url or None, settings.timeout_s)
-        sync = NotionSync(NotionGateway(client, Pacer()), Outbox(settings.outbox))
+        sync = NotionSync(
+            NotionGateway(client, Pacer(settings.requests_per_second)), Outbox(settings.outbox)
+        )
         problems, missing = [], []
         try:
             for table, database_id in (

@@ -275,4 +275,5 @@ def notion_settings(config: Config, environ: Mapping[str, str]) -> NotionSetting
         token=environ.get("NOTION_TOKEN", ""),
         base_url=environ.get("NOTION_BASE_URL", ""),
         timeout_s=config.notion.timeout_s,
+        requests_per_second=config.notion.requests_per_second,
     )

@@ -118,8 +118,8 @@ class NotionGateway:
         self.requests = 0
         self.writes = 0
 
-    def read(self, what: str, call: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
-        """A call that is safe to repeat (GET, query, PATCH with the same body)."""
+    def send(self, what: str, call: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
+        """A call that is safe to repeat (GET, query, a PATCH of the same values)."""
         return self._call(what, call, True, kwargs)
 
     def create(self, what: str, call: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
@@ -133,7 +133,7 @@ class NotionGateway:
         for attempt in range(1, self.attempts + 1):
             self.pacer.wait()
             self.requests += 1
-            if getattr(call, "__name__", "") not in ("retrieve", "query", "list", "me"):
+            if getattr(call, "__name__", "") in ("create", "update"):  # the SDK's write methods
                 self.writes += 1
             try:
                 return dict(call(**kwargs))

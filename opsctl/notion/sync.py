@@ -80,7 +80,7 @@ class NotionSync:
 
     def whoami(self) -> str:
         """The integration's name; the first call, so a bad token is named before anything."""
-        me = self.gateway.read("checking the token", self.client.users.me)
+        me = self.gateway.send("checking the token", self.client.users.me)
         return str(me.get("name") or me.get("id"))
 
     def ensure(self, table: Table, parent: str, known_id: str = "") -> tuple[Database, str]:
@@ -111,7 +111,7 @@ class NotionSync:
         """The properties of a database's data source, as Notion returns them (read-only)."""
         database = self._database(table, database_id, must_exist=True)
         assert database is not None
-        source = self.gateway.read(
+        source = self.gateway.send(
             f"reading the {table.title!r} schema",
             self.client.data_sources.retrieve,
             data_source_id=database.data_source_id,
@@ -140,7 +140,7 @@ class NotionSync:
 
     def _database(self, table: Table, database_id: str, must_exist: bool) -> Database | None:
         try:
-            data = self.gateway.read(
+            data = self.gateway.send(
                 f"reading the {table.title!r} database {database_id}",
                 self.client.databases.retrieve,
                 database_id=database_id,
@@ -171,13 +171,13 @@ class NotionSync:
     def _all(self, what: str, call: Callable[..., Any], **kwargs: Any) -> list[dict[str, Any]]:
         """Every result of a paginated endpoint, each page a paced, retried request."""
         return collect_paginated_api(
-            lambda **page: self.gateway.read(what, call, **page), page_size=100, **kwargs
+            lambda **page: self.gateway.send(what, call, **page), page_size=100, **kwargs
         )
 
     def _repair(self, database: Database) -> str:
         """Add missing columns; name a column of the wrong type (that is a person's call)."""
         table = database.table
-        source = self.gateway.read(
+        source = self.gateway.send(
             f"reading the {table.title!r} schema",
             self.client.data_sources.retrieve,
             data_source_id=database.data_source_id,
@@ -202,7 +202,7 @@ class NotionSync:
             )
         if not found.missing:
             return ""
-        self.gateway.read(  # adding the same columns twice is harmless: safe to repeat
+        self.gateway.send(  # adding the same columns twice is harmless: safe to repeat
             f"adding columns to {table.title!r}",
             self.client.data_sources.update,
             data_source_id=database.data_source_id,
@@ -320,7 +320,7 @@ class NotionSync:
         """Keep the oldest row of a key and archive the others (hand-made, or from a crash)."""
         keep, extra = rows[0], rows[1:]
         for row in extra:
-            self.gateway.read(  # the same PATCH twice is harmless
+            self.gateway.send(  # the same PATCH twice is harmless
                 f"archiving a duplicate {database.table.title!r} row {key}",
                 self.client.pages.update,
                 page_id=row["id"],
@@ -345,7 +345,7 @@ class NotionSync:
         if not different:
             report.unchanged += 1
             return
-        self.gateway.read(  # a PATCH of the same values is safe to repeat
+        self.gateway.send(  # a PATCH of the same values is safe to repeat
             f"updating {table.title!r} row {change.key}",
             self.client.pages.update,
             page_id=row["id"],

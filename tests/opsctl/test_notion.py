@@ -16,7 +16,7 @@ from evidence.store import list_bundles
 from opsctl.cli import main
 from opsctl.config import Config, load_config
 from opsctl.notion.gateway import NotionGateway, NotionSetupError, Pacer, notion_client
-from opsctl.notion.outbox import Outbox
+from opsctl.notion.outbox import Outbox, RowChange
 from opsctl.notion.schema import GATES, RUNS
 from opsctl.notion.service import evidence_link, init, push, run_changes
 from opsctl.notion.sync import NotionSync, SyncReport
@@ -531,3 +531,34 @@ def test_cli_no_token(
     assert capsys.readouterr().err.startswith(
         "opsctl: NOTION_TOKEN is not set; fix: export NOTION_TOKEN="
     )
+
+
+def test_the_p24_check_looks_at_notion_without_writing(
+    project: Path, fake_notion: FakeNotion, notion_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = initialised(project, fake_notion)
+    sync_all(config, fake_notion)
+    args = ["check", "notion", "--env", "render", "--json", "--config", str(project)]
+
+    def check() -> tuple[int, dict[str, str]]:
+        code = main([*args, "--env-file", "/dev/null"])
+        return code, json.loads(capsys.readouterr().out)["gates"][0]["checks"][0]
+
+    fake_notion.clear_requests()
+    code, result = check()
+    assert (code, result["status"]) == (0, "PASS")
+    assert "6 gate row(s) for render" in result["reason"]
+    assert fake_notion.writes() == []
+
+    Outbox(config.notion.outbox).add(
+        [RowChange("gates", "render/P2.1", {"Status": "FAIL"}, "2026-11-22T00:00:00Z")]
+    )
+    code, result = check()
+    assert (code, result["status"]) == (0, "WARN")
+    assert result["reason"].startswith("1 change(s) waiting in")
+
+    source = data_source(fake_notion, config, config.notion.runs_database)
+    fake_notion.retype_property(source, "Exit code", "rich_text")
+    code, result = check()
+    assert (code, result["status"]) == (1, "FAIL")
+    assert result["reason"] == "'opsctl runs' column 'Exit code' is rich_text, expected number"
