@@ -44,6 +44,7 @@ bench: $(STAMP)
 	bench/secrets.sh
 	bench/audit_offline.sh
 	bench/warmup.sh
+	bench/notion.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -107,14 +107,14 @@ class NotionGateway:
         pacer: Pacer | None = None,
         attempts: int = 4,
         backoff_s: float = 0.5,
-        max_wait_s: float = 30.0,
+        max_wait_s: float = 60.0,
     ) -> None:
         self.client = client
         self.pacer = pacer or Pacer()
         self.attempts = attempts
         self.backoff_s = backoff_s
         self.max_wait_s = max_wait_s
-        """The longest Retry-After we sit through; longer means Notion is not coming back soon."""
+        """How long one call may sit through 429s before its changes wait for the next sync."""
         self.requests = 0
         self.writes = 0
 
@@ -129,8 +129,8 @@ class NotionGateway:
     def _call(
         self, what: str, call: Callable[..., Any], repeatable: bool, kwargs: Mapping[str, Any]
     ) -> dict[str, Any]:
-        delay = self.backoff_s
-        for attempt in range(1, self.attempts + 1):
+        delay, failures, limited_s = self.backoff_s, 0, 0.0
+        while True:
             self.pacer.wait()
             self.requests += 1
             if getattr(call, "__name__", "") in ("create", "update"):  # the SDK's write methods
@@ -138,18 +138,18 @@ class NotionGateway:
             try:
                 return dict(call(**kwargs))
             except APIResponseError as error:
-                status = _status(error)
-                if status == 429:  # rejected before anything happened: always safe to repeat
-                    wait = _retry_after(error) or delay
-                    if wait > self.max_wait_s or attempt == self.attempts:
+                if _status(error) == 429:  # refused before anything happened: safe to repeat
+                    # A storm of 429s is waited out, bounded by time rather than by count.
+                    wait = _retry_after(error) or self.backoff_s
+                    limited_s += wait
+                    if limited_s > self.max_wait_s:
                         raise NotionError(
-                            f"Notion kept answering 429 rate_limited to {what}; "
-                            "the changes are kept for the next sync"
+                            f"Notion kept answering 429 rate_limited to {what} for over "
+                            f"{self.max_wait_s:g} s; the changes are kept for the next sync"
                         ) from None
                     self.pacer.hold(wait)
-                    delay *= 2
                     continue
-                if status not in RETRYABLE_STATUS:
+                if _status(error) not in RETRYABLE_STATUS:
                     raise _translate(what, error) from None
                 failure: Exception = error
             except HTTPResponseError as error:  # 502 HTML, 529 and other non-JSON answers
@@ -159,20 +159,16 @@ class NotionGateway:
             except RequestTimeoutError as error:
                 failure = error
             except httpx.ConnectError as error:  # never reached Notion: nothing happened
-                if attempt == self.attempts:
-                    raise _unreachable(what, error) from None
-                self.pacer.hold(delay)
-                delay *= 2
-                continue
+                failure = error
             except httpx.TransportError as error:
                 failure = error
-            if not repeatable:
+            failures += 1
+            if not repeatable and not isinstance(failure, httpx.ConnectError):
                 raise NotionMaybeDone(f"{what}: {_describe(failure)}") from None
-            if attempt == self.attempts:
+            if failures == self.attempts:
                 raise _unreachable(what, failure) from None
             self.pacer.hold(delay)
             delay *= 2
-        raise AssertionError("unreachable: the loop returns or raises")
 
 
 def _describe(error: Exception) -> str:

@@ -338,14 +338,26 @@ def assert_each_key_once(fake: FakeNotion, config: Config) -> None:
 
 def test_a_429_storm_is_waited_out(project: Path, fake_notion: FakeNotion) -> None:
     config = initialised(project, fake_notion)
-    fake_notion.inject(429, "rate_limited", times=3, retry_after=0.05)
+    fake_notion.inject(429, "rate_limited", times=3, retry_after=0.02)
     fake_notion.inject(
-        429, "rate_limited", times=2, retry_after=0.05, method="POST", path=r"^/v1/pages$"
+        429, "rate_limited", times=12, retry_after=0.02, method="POST", path=r"^/v1/pages$"
     )
     report = sync_all(config, fake_notion)
     assert (report.error, report.created) == ("", 21)
-    assert sum(r.status == 429 for r in fake_notion.requests) == 5
+    assert sum(r.status == 429 for r in fake_notion.requests) == 15
     assert_each_key_once(fake_notion, config)
+
+
+def test_a_429_storm_past_the_bound_keeps_the_changes(
+    project: Path, fake_notion: FakeNotion
+) -> None:
+    config = initialised(project, fake_notion)
+    client = notion_client(fake_notion.token, fake_notion.url, 1.0)
+    gateway = NotionGateway(client, Pacer(rate=1000), backoff_s=0.01, max_wait_s=0.2)
+    fake_notion.inject(429, "rate_limited", times=1000, retry_after=0.05, path=r"^/v1/pages$")
+    report = sync_all(config, fake_notion, NotionSync(gateway, Outbox(config.notion.outbox)))
+    assert report.pending == 21 and "kept answering 429 rate_limited" in report.error
+    assert values(fake_notion, config) == {}
 
 
 @pytest.mark.parametrize(
