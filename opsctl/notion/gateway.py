@@ -201,4 +201,6 @@ def _translate(what: str, error: Exception) -> NotionError:
         )
     if status == 409:
         return NotionConflict(f"{what}: conflict_error")
+    if status == 400:  # a bad id or a value Notion refuses: repeating will not help
+        return NotionSetupError(f"{what}: Notion refused it ({code}): {message}")
     return NotionError(f"{what}: Notion answered {status} {code}: {message}")

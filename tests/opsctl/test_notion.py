@@ -574,3 +574,13 @@ def test_the_p24_check_looks_at_notion_without_writing(
     code, result = check()
     assert (code, result["status"]) == (1, "FAIL")
     assert result["reason"] == "'opsctl runs' column 'Exit code' is rich_text, expected number"
+
+
+def test_cli_a_parent_that_is_not_an_id_is_one_line(
+    project: Path, notion_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--config", str(project), "--env-file", "/dev/null"]
+    assert main(["notion", "init", "--parent", "my-ops-page", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("opsctl: listing the parent page my-ops-page: Notion refused it (")
+    assert err.count("\n") == 1
