@@ -56,6 +56,12 @@ def busiest_second(requests: list[Recorded]) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--burst", type=int, default=3, help="the fake's token-bucket burst")
+    parser.add_argument(
+        "--limit",
+        type=float,
+        default=3.0,
+        help="the fake's sustained rate limit (below 3, Notion answers 429s the sync must absorb)",
+    )
     args = parser.parse_args()
     failures = []
     with tempfile.TemporaryDirectory() as tmp, FakeNotion() as fake:
@@ -64,7 +70,7 @@ def main() -> int:
         config.write_text((REPO_ROOT / "opsctl.toml").read_text())
         for env in ENVS:
             bundle(folder / "evidence-out", env, "2026-11-20T10:00:00+00:00")
-        fake.rate_limit(per_second=3, burst=args.burst)
+        fake.rate_limit(per_second=args.limit, burst=args.burst)
         environ = {**os.environ, "NOTION_TOKEN": fake.token, "NOTION_BASE_URL": fake.url}
         common = ["--config", str(config), "--env-file", "/dev/null"]
         opsctl = [str(Path(sys.executable).with_name("opsctl"))]
@@ -77,13 +83,14 @@ def main() -> int:
             requests = list(fake.requests)
             writes = [r for r in fake.writes() if r.status < 300]
             creates = sum(r.method == "POST" for r in writes)
+            reads = sum(r.status < 300 for r in requests) - len(writes)
             limited = sum(r.status == 429 for r in requests)
             span = (requests[-1].at - requests[0].at) if len(requests) > 1 else 0.0
             print(
                 f"{name:<16} exit {done.returncode}  {len(requests):>3} requests "
-                f"({len(requests) - len(fake.writes()):>2} reads, {len(writes):>2} writes: "
+                f"({reads:>2} reads, {len(writes):>2} writes: "
                 f"{creates:>2} creates, {len(writes) - creates} patches)  "
-                f"429s {limited}  busiest 1 s window {busiest_second(requests)}  "
+                f"{limited} refused with 429  busiest 1 s window {busiest_second(requests)}  "
                 f"{span:5.1f} s  {(len(requests) - 1) / span if span else 0:.2f} req/s"
             )
             if done.returncode != 0:
