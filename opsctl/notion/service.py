@@ -175,7 +175,8 @@ def push(
     new: list[RowChange],
 ) -> SyncReport:
     """Queue `new`, open the databases, send the queue; failures leave it queued and say why."""
-    sync.outbox.add(new)
+    with sync.outbox.locked():  # a sync running elsewhere is rewriting the file
+        sync.outbox.add(new)
     try:
         databases = open_databases(sync, config)
     except NotionError as error:
@@ -189,7 +190,8 @@ def push(
 def queue_and_push(config: Config, environ: Mapping[str, str], new: list[RowChange]) -> SyncReport:
     """For `verify --notion`: the changes are in the outbox before anything can fail."""
     outbox = Outbox(config.notion.outbox)
-    outbox.add(new)
+    with outbox.locked():
+        outbox.add(new)
     try:
         sync = connect(config, environ)
     except NotionError as error:
