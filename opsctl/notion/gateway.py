@@ -75,7 +75,8 @@ def notion_client(token: str, base_url: str | None, timeout_s: float) -> Client:
     # The SDK appends /v1/ itself: an origin ending in /v1 would give /v1/v1/.
     origin = origin.removesuffix("/v1")
     logger = logging.getLogger("opsctl.notion.sdk")
-    logger.addHandler(logging.NullHandler())  # the SDK adds a console handler without a logger
+    if not logger.handlers:  # without a logger of ours the SDK adds a console handler per client
+        logger.addHandler(logging.NullHandler())
     logger.propagate = False
     return Client(
         auth=token,

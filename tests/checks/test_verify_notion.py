@@ -56,7 +56,7 @@ def test_verify_notion_with_notion_down_keeps_the_verdict_and_queues_the_sync(
     monkeypatch.setenv("NOTION_BASE_URL", f"http://127.0.0.1:{closed_port()}")
     without = verify(config, env_file)
     first = capsys.readouterr().out.splitlines()[0]
-    with_notion = verify(config, env_file, "--notion")
+    with_notion = verify(config, env_file, "--notion", "--no-evidence")
     out, err = capsys.readouterr()
     assert with_notion == without == 1
     assert out.splitlines()[0] == first  # the same verdict line
@@ -66,6 +66,7 @@ def test_verify_notion_with_notion_down_keeps_the_verdict_and_queues_the_sync(
     gates = [c for c in queued if c["table"] == "gates"]
     runs = [c for c in queued if c["table"] == "runs"]
     assert len(runs) == 1 and runs[0]["values"]["Verdict"] == "FAIL"
+    assert runs[0]["key"].endswith("Z_fault") and runs[0]["values"]["Evidence"] is None
     assert {c["key"] for c in gates} == {"fault/P2.1", "fault/P2.2", "fault/P2.6"}
 
 

@@ -405,6 +405,46 @@ def test_a_create_that_timed_out_is_checked_before_creating_again(
     assert_each_key_once(fake_notion, config)
 
 
+@pytest.mark.parametrize(
+    "method,path,status,code,raw",
+    [
+        ("POST", r"/query$", 502, None, "<html><body>502 Bad Gateway</body></html>"),
+        ("GET", r"^/v1/data_sources/", 503, "service_unavailable", None),
+        ("POST", r"/query$", 529, "service_overload", None),
+    ],
+)
+def test_reads_are_retried_through_5xx(
+    project: Path,
+    fake_notion: FakeNotion,
+    method: str,
+    path: str,
+    status: int,
+    code: str | None,
+    raw: str | None,
+) -> None:
+    config = initialised(project, fake_notion)
+    fake_notion.clear_requests()
+    fake_notion.inject(status, code, times=2, method=method, path=path, raw_body=raw)
+    report = sync_all(config, fake_notion)
+    assert (report.error, report.created) == ("", 21)
+    assert sum(r.status == status for r in fake_notion.requests) == 2
+    assert_each_key_once(fake_notion, config)
+
+
+def test_a_patch_that_got_a_5xx_is_sent_again(project: Path, fake_notion: FakeNotion) -> None:
+    config = initialised(project, fake_notion)
+    sync_all(config, fake_notion)
+    write_bundle(
+        config.evidence.dir, make_run("local", "2026-11-21T09:00:00+00:00", {"P2.5": Status.FAIL})
+    )
+    fake_notion.inject(
+        504, "gateway_timeout", method="PATCH", path=r"^/v1/pages/", apply_first=True
+    )
+    report = sync_all(config, fake_notion)
+    assert (report.error, report.updated) == ("", 1)
+    assert values(fake_notion, config)["local/P2.5"]["Status"] == "FAIL"
+
+
 def test_a_conflict_redoes_the_read_modify_write(project: Path, fake_notion: FakeNotion) -> None:
     config = initialised(project, fake_notion)
     sync_all(config, fake_notion)
