@@ -159,19 +159,20 @@ def _sync_run_to_notion(
         run_id = f"{run.started_at.replace('-', '').replace(':', '')}_{run.env}"
     changes = run_changes(data, run_id, link, secrets_of(config, environ))
     report = queue_and_push(config, environ, changes)
-    _echo_notion(report, config.notion.outbox)
+    _echo_notion(report, config.notion.outbox, to_stderr=True)
 
 
-def _echo_notion(report: Any, outbox: Path) -> None:
+def _echo_notion(report: Any, outbox: Path, to_stderr: bool) -> None:
+    """What the sync did; on stderr after `verify` (whose stdout may be JSON)."""
     for note in report.notes:
-        click.echo(f"notion: {note}", err=True)
+        click.echo(f"notion: {note}", err=to_stderr)
     if report.error:
         click.echo(
             f"Notion sync pending: {report.pending} change(s) kept in {outbox}: {report.error}",
             err=True,
         )
     else:
-        click.echo(f"notion: synced: {report.line()}", err=True)
+        click.echo(f"notion: synced: {report.line()}", err=to_stderr)
 
 
 @cli.command()
@@ -502,7 +503,7 @@ def notion_sync(
             f"nothing to sync: no evidence bundles under {root}; fix: run opsctl verify"
         )
     report = push(sync, config, changes)
-    _echo_notion(report, config.notion.outbox)
+    _echo_notion(report, config.notion.outbox, to_stderr=False)
     return int(report.exit_code)
 
 

@@ -532,10 +532,10 @@ def test_cli_init_sync_sync(
     out = capsys.readouterr().out
     assert "opsctl gates:" in out and "(created)" in out
     assert main(["notion", "sync", *args]) == 0
-    assert "21 created" in capsys.readouterr().err
+    assert capsys.readouterr().out.startswith("notion: synced: 21 created, 0 updated")
     assert main(["notion", "sync", "--env", "render", *args]) == 0
-    err = capsys.readouterr().err
-    assert "0 created, 0 updated, 7 unchanged" in err and ", 0 writes" in err
+    out = capsys.readouterr().out
+    assert "0 created, 0 updated, 7 unchanged" in out and ", 0 writes" in out
 
 
 def test_cli_bad_token_is_one_line(
