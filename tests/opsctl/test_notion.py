@@ -126,7 +126,11 @@ def test_init_creates_two_typed_databases_and_stores_their_ids(
 ) -> None:
     config = initialised(project, fake_notion)
     assert config.notion.gates_database and config.notion.runs_database
-    assert "# Notion: where the PMO reads gate status" in project.read_text()  # comments kept
+    text = project.read_text()
+    assert "# Notion: where the PMO reads gate status" in text  # comments kept
+    # Filled in where the keys were, not appended after the next section's comments.
+    assert f'gates_database = "{config.notion.gates_database}"\nruns_database = "' in text
+    assert text.index("gates_database") < text.index('outbox = ".opsctl/')
     schema = fake_notion.schema(data_source(fake_notion, config, config.notion.gates_database))
     assert {name: p["type"] for name, p in schema.items()} == {
         c.name: c.type for c in GATES.columns
