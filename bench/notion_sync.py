@@ -75,7 +75,8 @@ def main() -> int:
         common = ["--config", str(config), "--env-file", "/dev/null"]
         opsctl = [str(Path(sys.executable).with_name("opsctl"))]
 
-        def phase(name: str, *argv: str) -> None:
+        def phase(name: str, *argv: str) -> list[Recorded]:
+            """Run one opsctl command; print its requests; return its successful writes."""
             fake.clear_requests()
             done = subprocess.run(
                 [*opsctl, *argv, *common], env=environ, capture_output=True, text=True, check=False
@@ -97,16 +98,15 @@ def main() -> int:
                 failures.append(f"{name}: exit {done.returncode}: {done.stderr.strip()}")
             if busiest_second(requests) > 3:
                 failures.append(f"{name}: more than 3 requests in one second")
-            phase.writes = writes  # type: ignore[attr-defined]
+            return writes
 
         phase("init", "notion", "init", "--parent", fake.add_page("Clara ops"))
         phase("first sync", "notion", "sync")
-        phase("no-change sync", "notion", "sync")
-        if phase.writes:  # type: ignore[attr-defined]
+        if phase("no-change sync", "notion", "sync"):
             failures.append("the no-change sync wrote")
         bundle(folder / "evidence-out", "render", "2026-11-21T10:00:00+00:00", failing="P2.3")
-        phase("one-gate change", "notion", "sync", "--env", "render")
-        gates_writes = [r for r in phase.writes if r.method == "PATCH"]  # type: ignore[attr-defined]
+        changed = phase("one-gate change", "notion", "sync", "--env", "render")
+        gates_writes = [r for r in changed if r.method == "PATCH"]
         if len(gates_writes) != 1:
             failures.append(f"the one-gate change patched {len(gates_writes)} rows, not 1")
         print("  (the one-gate change comes with a new run: its Runs row is the one create)")

@@ -45,17 +45,21 @@ class NotionCheck(Check):
         )
         problems, missing = [], []
         try:
-            for table, database_id in (
-                (GATES, settings.gates_database),
-                (RUNS, settings.runs_database),
-            ):
-                found = drift(table, sync.schema(table, database_id))
+            databases = {
+                table.name: sync.database(table, database_id)
+                for table, database_id in (
+                    (GATES, settings.gates_database),
+                    (RUNS, settings.runs_database),
+                )
+            }
+            for database in databases.values():
+                found = drift(database.table, sync.properties(database))
                 problems += [
-                    f"{table.title!r} column {c.name!r} is {actual}, expected {c.type}"
+                    f"{database.table.title!r} column {c.name!r} is {actual}, expected {c.type}"
                     for c, actual in found.wrong_type
                 ]
-                missing += [f"{table.title!r} {c.name}" for c in found.missing]
-            rows = sync.count_rows(GATES, settings.gates_database, "Environment", env)
+                missing += [f"{database.table.title!r} {c.name}" for c in found.missing]
+            rows = sync.count_rows(databases[GATES.name], "Environment", env)
         except NotionError as error:
             return self.result(Status.ERROR, str(error), "see the message; then opsctl notion init")
         pending = len(sync.outbox.pending())

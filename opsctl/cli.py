@@ -114,6 +114,7 @@ def verify(
     gates, skipped = select_gates(config, only, skip)
     capture = Capture(signoffs=Ledger(config.evidence.signoffs).entries())
     evidence_root = None if no_evidence else (evidence_dir or config.evidence.dir)
+    environ = _environment(env_file)
     run, bundle = _run(
         ctx,
         config,
@@ -121,7 +122,7 @@ def verify(
         url,
         gates,
         skipped,
-        _environment(env_file),
+        environ,
         as_json,
         capture,
         evidence_root,
@@ -136,7 +137,7 @@ def verify(
         click.echo(f"evidence: {bundle}")
     if to_notion:
         try:
-            _sync_run_to_notion(config, run, bundle, _environment(env_file))
+            _sync_run_to_notion(config, run, bundle, environ)
         except Exception as exc:  # whatever went wrong, the verdict above stands
             click.echo(f"Notion sync pending: {type(exc).__name__}: {exc}", err=True)
     return int(run.exit_code)
@@ -149,7 +150,8 @@ def _sync_run_to_notion(
     import json
 
     from evidence.formats.json_format import as_data
-    from opsctl.notion.service import evidence_link, queue_and_push, run_changes, secrets_of
+    from opsctl.notion.service import evidence_link, push, run_changes
+    from opsctl.verify import configured_secrets
 
     if bundle is not None:
         data = json.loads((bundle / "run.json").read_text(encoding="utf-8"))
@@ -157,8 +159,8 @@ def _sync_run_to_notion(
     else:
         data, link = as_data(run), ""
         run_id = f"{run.started_at.replace('-', '').replace(':', '')}_{run.env}"
-    changes = run_changes(data, run_id, link, secrets_of(config, environ))
-    report = queue_and_push(config, environ, changes)
+    changes = run_changes(data, run_id, link, configured_secrets(config, environ))
+    report = push(config, changes, environ=environ)
     _echo_notion(report, config.notion.outbox, to_stderr=True)
 
 
@@ -481,15 +483,15 @@ def notion_sync(
         newest_bundles,
         push,
         run_changes,
-        secrets_of,
     )
+    from opsctl.verify import configured_secrets
 
     config = _load(config_path)
     environ = _environment(env_file)
     for name in env_names:
         config.environment(name)
     root = evidence_dir or config.evidence.dir
-    secrets = secrets_of(config, environ)
+    secrets = configured_secrets(config, environ)
     changes = [
         change
         for bundle in newest_bundles(root, env_names, run_ref)
@@ -502,7 +504,7 @@ def notion_sync(
         raise OpsctlError(
             f"nothing to sync: no evidence bundles under {root}; fix: run opsctl verify"
         )
-    report = push(sync, config, changes)
+    report = push(config, changes, sync)
     _echo_notion(report, config.notion.outbox, to_stderr=False)
     return int(report.exit_code)
 
@@ -604,7 +606,7 @@ def _run(
         def evidence(run: Any, outcome: str) -> Path | None:
             if evidence_root is None:
                 return None
-            secrets = secret_values(target, environ, capture)
+            secrets = secret_values(config, target, environ, capture)
             return record_evidence(config, run, capture, secrets, evidence_root, outcome)
 
         try:

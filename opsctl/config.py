@@ -234,6 +234,10 @@ class NotionConfig:
     requests_per_second: float = 3.0
     timeout_s: float = 20.0
 
+    def database_id(self, table: str) -> str:
+        """The id of our 'gates' or 'runs' database ('' before `opsctl notion init`)."""
+        return {"gates": self.gates_database, "runs": self.runs_database}[table]
+
 
 @dataclass(frozen=True)
 class Config:

@@ -220,12 +220,20 @@ def interrupted_run(
     return RunResult(env.name, target.base_url, started_at, round(duration_s, 3), tuple(results))
 
 
-def secret_values(target: Target, environ: Mapping[str, str], capture: Capture) -> set[str]:
-    """Everything evidence must never hold: configured secrets and values derived from them."""
+def configured_secrets(config: Config, environ: Mapping[str, str]) -> set[str]:
+    """The values of every secret variable: the bot's, each environment's token, Notion's."""
     from bot.settings import VARIABLES
 
     names = {n for n, v in VARIABLES.items() if v.secret} | {"NOTION_TOKEN"}
-    values = {environ.get(n, "") for n in names} | set(target.secrets.values())
+    names |= {env.token_env for env in config.environments.values()}
+    return {environ[n] for n in names if environ.get(n)}
+
+
+def secret_values(
+    config: Config, target: Target, environ: Mapping[str, str], capture: Capture
+) -> set[str]:
+    """Everything evidence must never hold: configured secrets and values derived from them."""
+    values = configured_secrets(config, environ) | set(target.secrets.values())
     return {v for v in values | capture.derived_secrets if v}
 
 

@@ -66,23 +66,20 @@ class Outbox:
             ) from None
         return [RowChange(**item) for item in raw]
 
-    def add(self, changes: Iterable[RowChange]) -> list[RowChange]:
+    def add(self, changes: Iterable[RowChange]) -> None:
         """Queue `changes` behind what is pending (replacing older changes to the same row)."""
-        queue = {(c.table, c.key): c for c in self.pending()}
-        for change in changes:
-            queued = queue.get((change.table, change.key))
-            if queued is not None and _instant(queued.as_of) > _instant(change.as_of):
-                continue  # an older run's view of the row must not replace a newer one
-            queue.pop((change.table, change.key), None)  # the newer one goes to the back
-            queue[(change.table, change.key)] = change
-        self._write(list(queue.values()))
-        return list(queue.values())
+        with self.locked():  # a sync running elsewhere may be rewriting the file
+            queue = {(c.table, c.key): c for c in self.pending()}
+            for change in changes:
+                queued = queue.get((change.table, change.key))
+                if queued is not None and _instant(queued.as_of) > _instant(change.as_of):
+                    continue  # an older run's view of the row must not replace a newer one
+                queue.pop((change.table, change.key), None)  # the newer one goes to the back
+                queue[(change.table, change.key)] = change
+            self.save(list(queue.values()))
 
-    def done(self, change: RowChange) -> None:
-        """Notion holds `change`: drop it (unless a newer change to that row arrived meanwhile)."""
-        self._write([c for c in self.pending() if c != change])
-
-    def _write(self, changes: list[RowChange]) -> None:
+    def save(self, changes: list[RowChange]) -> None:
+        """Replace the queue with `changes` (what is left after some were confirmed)."""
         if not changes and not self.path.exists():
             return
         write_atomically(self.path, json.dumps([asdict(c) for c in changes], indent=1) + "\n")

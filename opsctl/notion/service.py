@@ -52,8 +52,7 @@ def init(sync: NotionSync, config: Config, parent: str) -> list[str]:
     lines = [f"integration: {name}"]
     ids = {}
     for table in (GATES, RUNS):
-        known = getattr(config.notion, f"{table.name}_database")
-        database, done = sync.ensure(table, parent, known)
+        database, done = sync.ensure(table, parent, config.notion.database_id(table.name))
         ids[f"{table.name}_database"] = database.database_id
         lines.append(f"{table.title}: {database.database_id} ({done})")
     store_ids(config.path, parent=parent, **ids)
@@ -79,7 +78,7 @@ def open_databases(sync: NotionSync, config: Config) -> dict[str, Database]:
     """The configured databases, their schemas checked (and missing columns added)."""
     databases = {}
     for table in TABLES.values():
-        database_id = getattr(config.notion, f"{table.name}_database")
+        database_id = config.notion.database_id(table.name)
         if not database_id:
             raise NotionSetupError(
                 f"{config.path}: [notion] {table.name}_database is not set; "
@@ -160,45 +159,29 @@ def evidence_link(config: Config, bundle: Path) -> str:
     return (bundle.resolve() / "report.html").as_uri()
 
 
-def secrets_of(config: Config, environ: Mapping[str, str]) -> set[str]:
-    """Values that must never reach Notion: the bot's secrets, each env's token, Notion's own."""
-    from bot.settings import VARIABLES
-
-    names = {n for n, v in VARIABLES.items() if v.secret} | {TOKEN_VARIABLE}
-    names |= {env.token_env for env in config.environments.values()}
-    return {environ[n] for n in names if environ.get(n)}
-
-
 def push(
-    sync: NotionSync,
     config: Config,
     new: list[RowChange],
+    sync: NotionSync | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> SyncReport:
-    """Queue `new`, open the databases, send the queue; failures leave it queued and say why."""
-    with sync.outbox.locked():  # a sync running elsewhere is rewriting the file
-        sync.outbox.add(new)
+    """Queue `new` (on disk before anything can fail), then send the queue to Notion.
+
+    Whatever fails (no token, Notion down, a wrong column), the queue stays in the outbox and
+    the report says why. `sync` defaults to one built from `environ` (NOTION_TOKEN...).
+    """
+    outbox = sync.outbox if sync is not None else Outbox(config.notion.outbox)
+    outbox.add(new)
     try:
+        sync = sync or connect(config, environ or {})
         databases = open_databases(sync, config)
-    except NotionError as error:
-        report = SyncReport(pending=len(sync.outbox.pending()), error=str(error))
-        report.exit_code = error.exit_code
-        report.requests, report.writes = sync.gateway.requests, sync.gateway.writes
-        return report
-    return sync.sync(databases, [])
-
-
-def queue_and_push(config: Config, environ: Mapping[str, str], new: list[RowChange]) -> SyncReport:
-    """For `verify --notion`: the changes are in the outbox before anything can fail."""
-    outbox = Outbox(config.notion.outbox)
-    with outbox.locked():
-        outbox.add(new)
-    try:
-        sync = connect(config, environ)
     except NotionError as error:
         report = SyncReport(pending=len(outbox.pending()), error=str(error))
         report.exit_code = error.exit_code
+        if sync is not None:
+            report.requests, report.writes = sync.gateway.requests, sync.gateway.writes
         return report
-    return push(sync, config, [])
+    return sync.sync(databases)
 
 
 def newest_bundles(root: Path, env_names: Iterable[str], ref: str | None) -> list[BundleInfo]:
@@ -216,8 +199,10 @@ def newest_bundles(root: Path, env_names: Iterable[str], ref: str | None) -> lis
     for bundle in list_bundles(root):  # newest first
         if (not wanted or bundle.env in wanted) and bundle.env not in newest:
             newest[bundle.env] = bundle
-    for env in sorted(wanted - set(newest)):
+    missing = sorted(wanted - set(newest))
+    if missing:
         raise NotionSetupError(
-            f"no evidence bundle for {env} under {root}; fix: run opsctl verify --env {env}"
+            f"no evidence bundle for {missing[0]} under {root}; "
+            f"fix: run opsctl verify --env {missing[0]}"
         )
     return list(newest.values())

@@ -89,13 +89,14 @@ class NotionSync:
         Returns it and what was done ('reused', 'found', 'created', plus any repair).
         """
         if known_id:
-            database = self._database(table, known_id, must_exist=False)
-            if database is not None:
+            try:
+                database = self.database(table, known_id)
                 return database, "reused" + self._repair(database)
+            except NotionSetupError:
+                pass  # gone, trashed or no longer shared: look under the parent instead
         found = self._find_under(table, parent)
         if found:
-            database = self._database(table, found, must_exist=True)
-            assert database is not None
+            database = self.database(table, found)
             return database, "found under the parent page" + self._repair(database)
         made = self.gateway.create(
             f"creating the {table.title!r} database",
@@ -107,56 +108,45 @@ class NotionSync:
         database = Database(table, str(made["id"]), str(made["data_sources"][0]["id"]))
         return database, "created" + self._repair(database)
 
-    def schema(self, table: Table, database_id: str) -> dict[str, Any]:
-        """The properties of a database's data source, as Notion returns them (read-only)."""
-        database = self._database(table, database_id, must_exist=True)
-        assert database is not None
+    def open(self, table: Table, database_id: str) -> Database:
+        """A configured database, its schema repaired if columns are missing."""
+        database = self.database(table, database_id)
+        self._repair(database)
+        return database
+
+    def database(self, table: Table, database_id: str) -> Database:
+        """The database and its data source; NotionSetupError if it is gone or in the trash."""
+        data = self.gateway.send(
+            f"reading the {table.title!r} database {database_id}",
+            self.client.databases.retrieve,
+            database_id=database_id,
+        )
+        if data.get("in_trash") or data.get("archived") or not data.get("data_sources"):
+            raise NotionSetupError(
+                f"the {table.title!r} database {database_id} is in Notion's trash; "
+                "fix: restore it, or run opsctl notion init to make a new one"
+            )
+        return Database(table, str(data["id"]), str(data["data_sources"][0]["id"]))
+
+    def properties(self, database: Database) -> dict[str, Any]:
+        """The columns of the database's data source, as Notion returns them (read-only)."""
         source = self.gateway.send(
-            f"reading the {table.title!r} schema",
+            f"reading the {database.table.title!r} schema",
             self.client.data_sources.retrieve,
             data_source_id=database.data_source_id,
         )
         return dict(source.get("properties", {}))
 
-    def count_rows(self, table: Table, database_id: str, column: str, value: str) -> int:
+    def count_rows(self, database: Database, column: str, value: str) -> int:
         """Rows whose select `column` is `value` (read-only)."""
-        database = self._database(table, database_id, must_exist=True)
-        assert database is not None
         return len(
             self._all(
-                f"counting {table.title!r} rows",
+                f"counting {database.table.title!r} rows",
                 self.client.data_sources.query,
                 data_source_id=database.data_source_id,
                 filter={"property": column, "select": {"equals": value}},
             )
         )
-
-    def open(self, table: Table, database_id: str) -> Database:
-        """A configured database, its schema repaired if columns are missing."""
-        database = self._database(table, database_id, must_exist=True)
-        assert database is not None
-        self._repair(database)
-        return database
-
-    def _database(self, table: Table, database_id: str, must_exist: bool) -> Database | None:
-        try:
-            data = self.gateway.send(
-                f"reading the {table.title!r} database {database_id}",
-                self.client.databases.retrieve,
-                database_id=database_id,
-            )
-        except NotionSetupError:
-            if must_exist:
-                raise
-            return None
-        if data.get("in_trash") or data.get("archived") or not data.get("data_sources"):
-            if must_exist:
-                raise NotionSetupError(
-                    f"the {table.title!r} database {database_id} is in Notion's trash; "
-                    "fix: restore it, or run opsctl notion init to make a new one"
-                )
-            return None
-        return Database(table, str(data["id"]), str(data["data_sources"][0]["id"]))
 
     def _find_under(self, table: Table, parent: str) -> str:
         children = self._all(
@@ -177,12 +167,8 @@ class NotionSync:
     def _repair(self, database: Database) -> str:
         """Add missing columns; name a column of the wrong type (that is a person's call)."""
         table = database.table
-        source = self.gateway.send(
-            f"reading the {table.title!r} schema",
-            self.client.data_sources.retrieve,
-            data_source_id=database.data_source_id,
-        )
-        found: Drift = drift(table, source.get("properties", {}))
+        properties = self.properties(database)
+        found: Drift = drift(table, properties)
         if found.wrong_type:
             column, actual = found.wrong_type[0]
             raise NotionSetupError(
@@ -193,7 +179,7 @@ class NotionSync:
         titles = [c for c in found.missing if c.type == "title"]
         if titles:
             current = next(
-                (n for n, p in source.get("properties", {}).items() if p.get("type") == "title"),
+                (n for n, p in properties.items() if p.get("type") == "title"),
                 "?",
             )
             raise NotionSetupError(
@@ -212,26 +198,21 @@ class NotionSync:
 
     # --- rows ------------------------------------------------------------------------------
 
-    def sync(
-        self,
-        databases: Mapping[str, Database],
-        new: Sequence[RowChange],
-    ) -> SyncReport:
-        """Queue `new` behind the outbox, then send the queue in order; stop at the first error.
-
-        What was not confirmed stays in the outbox for the next sync.
-        """
+    def sync(self, databases: Mapping[str, Database]) -> SyncReport:
+        """Send the outbox in order; stop at the first error, leaving the rest for next time."""
         report = SyncReport()
         with self.outbox.locked():  # one writer at a time: two syncs would both create a row
-            queue = self.outbox.add(new)  # on disk before the first request: nothing is lost
+            queue = self.outbox.pending()
+            sent = 0
             try:
                 current = self._rows_by_key(databases, queue)
                 for change in queue:
                     self._apply(databases[change.table], change, current, report)
-                    self.outbox.done(change)
+                    sent += 1
+                    self.outbox.save(queue[sent:])
             except NotionError as error:
                 report.error, report.exit_code = str(error), error.exit_code
-            report.pending = len(self.outbox.pending())
+            report.pending = len(queue) - sent
         report.requests = self.gateway.requests
         report.writes = self.gateway.writes
         return report

@@ -95,7 +95,7 @@ def sync_all(config: Config, fake: FakeNotion, sync: NotionSync | None = None) -
         for bundle in list_bundles(config.evidence.dir)
         for change in run_changes(bundle.data, bundle.name, evidence_link(config, bundle.path), [])
     ]
-    return push(sync or connect(config, fake), config, changes)
+    return push(config, changes, sync or connect(config, fake))
 
 
 def data_source(fake: FakeNotion, config: Config, database_id: str) -> str:
@@ -107,7 +107,7 @@ def data_source(fake: FakeNotion, config: Config, database_id: str) -> str:
 def values(fake: FakeNotion, config: Config, table: str = "gates") -> dict[str, dict[str, object]]:
     """Rows by key, as plain values."""
     spec = GATES if table == "gates" else RUNS
-    database_id = getattr(config.notion, f"{table}_database")
+    database_id = config.notion.database_id(table)
     rows = fake.rows(data_source(fake, config, database_id))
     found: dict[str, dict[str, object]] = {}
     for row in rows:
@@ -236,7 +236,7 @@ def test_a_changed_gate_is_one_patch_of_the_changed_columns(
     bundle = write_bundle(config.evidence.dir, newer)
     fake_notion.clear_requests()
     changes = run_changes(json.loads((bundle / "run.json").read_text()), bundle.name, "", [])
-    report = push(connect(config, fake_notion), config, changes)
+    report = push(config, changes, connect(config, fake_notion))
     patches = [r for r in fake_notion.writes() if r.method == "PATCH"]
     creates = [r for r in fake_notion.writes() if r.method == "POST"]
     # One write for the gate that changed; the five that only got a newer run are left alone.
@@ -264,7 +264,7 @@ def test_an_older_run_does_not_overwrite_a_newer_row(
     assert values(fake_notion, config)["render/P2.1"]["Status"] == "FAIL"
     older = make_run("render", "2026-11-19T09:00:00+00:00")
     changes = run_changes(json.loads(json.dumps(_data(older))), "20261119T090000Z_render", "", [])
-    report = push(connect(config, fake_notion), config, changes)
+    report = push(config, changes, connect(config, fake_notion))
     assert report.stale == 6
     assert values(fake_notion, config)["render/P2.1"]["Status"] == "FAIL"
 
@@ -326,7 +326,7 @@ def test_secrets_never_reach_notion(project: Path, fake_notion: FakeNotion) -> N
     token = "ab12" * 8  # pragma: allowlist secret
     leaky = make_run("render", "2026-11-21T09:00:00+00:00", P2_1=f"signed with {token}")
     changes = run_changes(_data(leaky), "20261121T090000Z_render", "", [token])
-    assert push(connect(config, fake_notion), config, changes).error == ""
+    assert push(config, changes, connect(config, fake_notion)).error == ""
     sent = json.dumps([r.body for r in fake_notion.requests])
     assert token not in sent and "[REDACTED]" in sent
     assert token not in config.notion.outbox.read_text()
@@ -498,7 +498,7 @@ def test_an_outage_midway_keeps_the_rest_for_the_next_sync(
     for _ in range(5):
         fake_notion.inject(0, method="POST", path=r"^/v1/pages$")
     fake_notion.inject(503, "service_unavailable", times=3, method="POST", path=r"^/v1/pages$")
-    first = push(sync, config, [])
+    first = push(config, [], sync)
     assert first.error and first.created == 5 and first.pending == 16
     second = sync_all(config, fake_notion)
     assert (second.error, second.pending, second.created) == ("", 0, 16)
