@@ -10,10 +10,13 @@ endif
 
 .PHONY: run serve test lint lock bench clean
 
-$(STAMP): requirements/toolkit.txt pyproject.toml
+# The venv's own pip (23.2 on Python 3.11) first installs the locked pip and setuptools, so
+# what gets installed never depends on the machine's pip or on what PyPI has that day.
+$(STAMP): requirements/bootstrap.txt requirements/toolkit.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/bootstrap.txt
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/toolkit.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 ## run: start the bot (the Dockerfile's gunicorn command), verify it through every gate, stop it
@@ -32,10 +35,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## lock: regenerate both lock files from pyproject.toml
+## lock: regenerate the lock files from pyproject.toml (and pip's own from requirements/bootstrap.in)
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra bot --python-version 3.11 --generate-hashes -o requirements/bot.txt
 	$(BIN)/uv pip compile pyproject.toml --extra bot --extra toolkit --extra dev --python-version 3.11 --generate-hashes -o requirements/toolkit.txt
+	$(BIN)/uv pip compile requirements/bootstrap.in --constraint requirements/toolkit.txt --python-version 3.11 --generate-hashes -o requirements/bootstrap.txt
 
 bench: $(STAMP)
 	bench/webhook.sh
