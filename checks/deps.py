@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from checks import children
 from checks.interface import AcceptedRisk, Check, CheckContext, CheckError, CheckResult, Status
 
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.M)
@@ -138,7 +138,7 @@ def online_audit(pins: list[tuple[str, str]]) -> tuple[list[Finding], list[str]]
 
 
 def _pip_audit(requirements: Path) -> tuple[list[Finding], list[str]]:
-    done = subprocess.run(
+    done = children.run(
         [
             sys.executable,
             "-m",

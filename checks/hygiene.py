@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
-import subprocess
 from pathlib import Path
 
+from checks import children
 from checks.interface import Check, CheckContext, CheckResult, Status
-from checks.repo_files import git_tracked, is_git_repo
+from checks.repo_files import GIT_TIMEOUT, git_tracked, is_git_repo
 
 # What must be ignored, shown by a sample path of each kind.
 MUST_IGNORE = {
@@ -35,10 +35,11 @@ ALLOWED = ("*.example", "*.sample", "*.template")
 def ignored(root: Path, sample: str) -> bool:
     """Would git ignore this path? (git check-ignore, which reads .gitignore as git does)."""
     if is_git_repo(root):
-        done = subprocess.run(
+        done = children.run(
             ["git", "-C", str(root), "check-ignore", "-q", "--no-index", sample],
             capture_output=True,
             check=False,
+            timeout=GIT_TIMEOUT,
         )
         return done.returncode == 0
     # No git: match the .gitignore lines the simple way (no negations, no anchors).

@@ -8,12 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from checks import children
 from checks.interface import Check, CheckContext, CheckError, CheckResult, Status
 
 
 def ruff(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """ruff from the same environment as opsctl, run in the repository."""
-    return subprocess.run(
+    return children.run(
         [sys.executable, "-m", "ruff", *args],
         cwd=root,
         capture_output=True,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
+
+from checks import children
+
+GIT_TIMEOUT = 60.0  # seconds: every git call has a deadline; ours take well under one
 
 SKIP_DIRS = frozenset(
     {
@@ -26,11 +29,12 @@ SKIP_DIRS = frozenset(
 
 def is_git_repo(root: Path) -> bool:
     """True when `root` is inside a git work tree."""
-    done = subprocess.run(
+    done = children.run(
         ["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"],
         capture_output=True,
         text=True,
         check=False,
+        timeout=GIT_TIMEOUT,
     )
     return done.returncode == 0 and done.stdout.strip() == "true"
 
@@ -38,7 +42,7 @@ def is_git_repo(root: Path) -> bool:
 def tracked_files(root: Path) -> list[Path]:
     """Relative paths of the repository's files (git ls-files, else a walk)."""
     if is_git_repo(root):
-        done = subprocess.run(
+        done = children.run(
             [
                 "git",
                 "-C",
@@ -51,6 +55,7 @@ def tracked_files(root: Path) -> list[Path]:
             ],
             capture_output=True,
             check=True,
+            timeout=GIT_TIMEOUT,
         )
         names = [n for n in done.stdout.decode("utf-8", "replace").split("\0") if n]
         return sorted(Path(n) for n in names if (root / n).is_file())
@@ -65,9 +70,10 @@ def git_tracked(root: Path) -> list[Path]:
     """Only what git tracks (for hygiene: an untracked .env is fine, a tracked one is not)."""
     if not is_git_repo(root):
         return []
-    done = subprocess.run(
+    done = children.run(
         ["git", "-C", str(root), "ls-files", "-z"],
         capture_output=True,
         check=True,
+        timeout=GIT_TIMEOUT,
     )
     return sorted(Path(n) for n in done.stdout.decode("utf-8", "replace").split("\0") if n)

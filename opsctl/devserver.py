@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from checks import children
 from opsctl.errors import OpsctlError
 from opsctl.exitcodes import ExitCode
 
@@ -74,15 +75,15 @@ class DevServer:
         # Put the interpreter's bin first so the venv's gunicorn runs, as in the image.
         bin_dir = str(Path(sys.executable).parent)
         env = {**self._env, "PATH": bin_dir + os.pathsep + self._env.get("PATH", os.defpath)}
-        # The command comes from our own Dockerfile, not from user input.
-        self._process = subprocess.Popen(
+        # The command comes from our own Dockerfile, not from user input. `exec` in it makes
+        # gunicorn the child itself, so the death signal reaches the master (issue 11).
+        self._process = children.popen(
             ["/bin/sh", "-c", self._command],
             cwd=self._cwd,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            start_new_session=True,
         )
         threading.Thread(target=self._read_output, daemon=True).start()
         if not self._listening.wait(timeout) or not self.url:
@@ -133,12 +134,12 @@ class DevServer:
             return 0
         process = self._process
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
+            children.kill_group(process, signal.SIGTERM)
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                children.kill_group(process, signal.SIGKILL)
+                process.wait(timeout)
         return process.returncode
 
     def wait(self) -> int:
