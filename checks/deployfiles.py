@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from checks import children
 from checks.interface import Check, CheckContext, CheckResult, RepoSettings, Status
 
 
@@ -71,7 +71,7 @@ def dockerfile_problems(root: Path) -> list[str]:
         "json",
         str(path),
     ]
-    done = subprocess.run(args, capture_output=True, text=True, check=False, timeout=60)
+    done = children.run(args, capture_output=True, text=True, check=False, timeout=60)
     try:
         findings = json.loads(done.stdout or "[]")
     except ValueError:

@@ -104,8 +104,10 @@ def open_target(
 def _git_commit() -> str:
     import subprocess
 
+    from checks import children
+
     try:
-        done = subprocess.run(
+        done = children.run(
             ["git", "rev-parse", "--short", "HEAD"],
             capture_output=True,
             text=True,
