@@ -3,14 +3,118 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import sys
+from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checks import children
-from checks.interface import Check, CheckContext, CheckResult, RepoSettings, Status
+from checks.interface import Check, CheckContext, CheckError, CheckResult, RepoSettings, Status
+
+if TYPE_CHECKING:  # jsonschema is imported only when the check runs
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
+
+
+_SCHEMA_HINT = "fix [repository] render_schema in opsctl.toml (a JSON Schema file), or remove it"
+
+
+@functools.cache
+def schema_validator(schema: Path) -> Validator:
+    """The validator of a JSON Schema file, read and checked once per process."""
+    import jsonschema
+
+    try:
+        document = json.loads(schema.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CheckError(
+            f"cannot read the render.yaml schema {schema}: {exc.strerror}", _SCHEMA_HINT
+        ) from None
+    except ValueError as exc:
+        raise CheckError(
+            f"the render.yaml schema {schema} is not valid JSON: {exc}", _SCHEMA_HINT
+        ) from None
+    validator_class = jsonschema.validators.validator_for(document)
+    try:
+        validator_class.check_schema(document)
+    except jsonschema.SchemaError as exc:
+        raise CheckError(
+            f"the render.yaml schema {schema} is not a JSON Schema: {_one_line(exc.message)}",
+            _SCHEMA_HINT,
+        ) from None
+    validator: Validator = validator_class(document)
+    return validator
+
+
+def _one_line(message: str, limit: int = 200) -> str:
+    """jsonschema puts the whole instance in some messages: one line, cut."""
+    line = " ".join(message.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _where(error: ValidationError) -> str:
+    """The JSON path into render.yaml: `services[0].envVars[2]`, or `(top level)`."""
+    path = ""
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path.lstrip(".") or "(top level)"
+
+
+def _leaves(error: ValidationError) -> list[ValidationError]:
+    """The errors that say what to change: inside an anyOf/oneOf, those of the closest branch.
+
+    Render's schema picks a service's shape with anyOf over the service types; the anyOf
+    error itself only repeats the whole service, and its best_match names the wrong branch.
+    The closest branch: one whose `type`-like const/enum matched, then the fewest errors.
+    """
+    if error.validator not in ("anyOf", "oneOf") or not error.context:
+        return [error]
+    branches: dict[Any, list[ValidationError]] = defaultdict(list)
+    for sub in error.context:
+        branches[sub.relative_schema_path[0]].append(sub)
+    closest = min(
+        branches.values(),
+        key=lambda subs: (any(s.validator in ("const", "enum") for s in subs), len(subs)),
+    )
+    return [leaf for sub in closest for leaf in _leaves(sub)]
+
+
+def _echoes_deeper_errors(error: ValidationError, errors: list[ValidationError]) -> bool:
+    """An unevaluatedProperties error whose every named property has an error of its own.
+
+    A property whose subschema failed counts as unevaluated (JSON Schema 2020-12), so
+    `'services' was unexpected` follows any error inside services and would mislead.
+    """
+    if error.validator != "unevaluatedProperties" or not isinstance(error.instance, dict):
+        return False
+    base = list(error.absolute_path)
+    failed = {
+        list(other.absolute_path)[len(base)]
+        for other in errors
+        if len(other.absolute_path) > len(base) and list(other.absolute_path)[: len(base)] == base
+    }
+    named = {key for key in error.instance if f"'{key}'" in error.message}
+    return bool(named) and named <= failed
+
+
+def _path_order(error: ValidationError) -> tuple[tuple[int, int, str], ...]:
+    """Sort key: by path, list indexes numerically."""
+    return tuple((0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in error.absolute_path)
+
+
+def schema_problems(blueprint: Any, schema: Path) -> list[str]:
+    """Every schema error of render.yaml, one line each with where it is."""
+    errors = [
+        leaf for error in schema_validator(schema).iter_errors(blueprint) for leaf in _leaves(error)
+    ]
+    kept = [e for e in errors if not _echoes_deeper_errors(e, errors)]
+    lines = [
+        f"render.yaml {_where(e)}: {_one_line(e.message)}" for e in sorted(kept, key=_path_order)
+    ]
+    return list(dict.fromkeys(lines))  # two branches can report the same thing
 
 
 def render_problems(root: Path, schema: Path | None) -> list[str]:
@@ -26,11 +130,7 @@ def render_problems(root: Path, schema: Path | None) -> list[str]:
     blueprint = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     problems = []
     if schema is not None:
-        import jsonschema
-
-        validator_class = jsonschema.validators.validator_for(json.loads(schema.read_text()))
-        validator = validator_class(json.loads(schema.read_text()))
-        problems += [f"render.yaml: {e.message}" for e in validator.iter_errors(blueprint)][:5]
+        problems += schema_problems(blueprint, schema)
     webs = [s for s in blueprint.get("services", []) if s.get("type") == "web"]
     if not webs:
         return [*problems, "render.yaml declares no web service"]
@@ -133,7 +233,7 @@ class DeployFilesCheck(Check):
         flat = [p for group in problems.values() for p in group]
         details: dict[str, Any] = {
             "problems": problems,
-            "schema": str(repo.render_schema or "not configured"),
+            "schema": str(repo.render_schema or "none configured ([repository] render_schema)"),
         }
         if flat:
             return self.result(
@@ -144,7 +244,11 @@ class DeployFilesCheck(Check):
             )
         from bot.settings import RENDER_PROVIDED, VARIABLES
 
-        schema = ", schema-valid" if repo.render_schema else ""
+        schema = (
+            f", valid against the schema {repo.render_schema}"
+            if repo.render_schema
+            else " (not checked against a schema: no [repository] render_schema)"
+        )
         declared = len(set(VARIABLES) - RENDER_PROVIDED)
         return self.result(
             Status.PASS,
