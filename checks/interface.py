@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # httpx is imported only when checks run (opsctl --version stays fast)
     import httpx
@@ -133,6 +133,19 @@ class NotionSettings:
     requests_per_second: float = 3.0
 
 
+class ResultCache(Protocol):
+    """Earlier results of an expensive check, by the digest of everything it read."""
+
+    location: Path
+    """Where entries are kept (a check leaves it out of the inputs it digests)."""
+
+    def get(self, check_id: str, digest: str) -> Mapping[str, Any] | None:
+        """The entry stored for exactly these inputs (with its `recorded_at`), or None."""
+
+    def put(self, check_id: str, digest: str, entry: Mapping[str, Any]) -> None:
+        """Keep a JSON-serialisable entry for these inputs."""
+
+
 @dataclass(frozen=True)
 class CheckContext:
     """The world a check sees: where the bot is, what to expect, the HTTP client and secrets."""
@@ -155,6 +168,8 @@ class CheckContext:
     """Tool reports kept as evidence (name -> text): checks add them."""
     keepalive: KeepAliveSettings | None = None
     notion: NotionSettings | None = None
+    cache: ResultCache | None = None
+    """None: nothing is reused or kept (`--fresh` gives a cache that only keeps)."""
 
     def repository(self) -> RepoSettings:
         """The repository settings, or a CheckError when there are none."""

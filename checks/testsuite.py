@@ -3,48 +3,65 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
+from checks import children
 from checks.interface import Check, CheckContext, CheckError, CheckResult, RepoSettings, Status
+from checks.repo_files import tracked_files
 
 # Set for the pytest this check starts: a repository whose own tests run `opsctl verify`
 # would otherwise start its suite again from inside itself, without end.
 INSIDE_TEST_RUN = "OPSCTL_INSIDE_TEST_RUN"
 NO_TESTS_COLLECTED = 5
+SUITE_TIMEOUT_S = 1800.0
+
+
+def pytest_args(repo: RepoSettings, out: Path) -> list[str]:
+    """The pytest command line; JUnit, HTML and coverage JSON land in `out`."""
+    cov = [f"--cov={package}" for package in repo.cov_packages]
+    if cov:
+        cov += [f"--cov-report=json:{out / 'coverage.json'}", "--cov-report="]
+    return [
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={out / 'junit.xml'}",
+        f"--html={out / 'report.html'}",
+        "--self-contained-html",
+        *cov,
+    ]
 
 
 def run_pytest(repo: RepoSettings, out: Path) -> tuple[int, str]:
     """Run the repository's tests; JUnit, HTML and coverage JSON land in `out`."""
-    cov = [f"--cov={package}" for package in repo.cov_packages]
-    if cov:
-        cov += [f"--cov-report=json:{out / 'coverage.json'}", "--cov-report="]
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            f"--junitxml={out / 'junit.xml'}",
-            f"--html={out / 'report.html'}",
-            "--self-contained-html",
-            *cov,
-        ],
-        cwd=repo.root,
-        env={**os.environ, INSIDE_TEST_RUN: "1"},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1800,
-    )
+    try:
+        done = children.run(
+            [sys.executable, "-m", "pytest", *pytest_args(repo, out)],
+            cwd=repo.root,
+            # Coverage's data file goes with the reports: a run leaves the tree as it found it.
+            env={**os.environ, INSIDE_TEST_RUN: "1", "COVERAGE_FILE": str(out / ".coverage")},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=SUITE_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        raise CheckError(
+            f"the test suite did not finish within {SUITE_TIMEOUT_S:g}s (stopped)",
+            "find the test that hangs: pytest --timeout, or the tests-output.txt of a run",
+        ) from None
     return done.returncode, done.stdout[-3000:] + done.stderr[-2000:]
 
 
@@ -58,6 +75,85 @@ def junit_counts(path: Path) -> dict[str, int]:
         for key in counts:
             counts[key] += int(suite.get(key, 0))
     return counts
+
+
+# What else the suite's outcome depends on besides the files: variables that steer pytest,
+# Python or this toolkit (SHARED_DIR: where the optional data sets are).
+ENV_INPUT_PREFIXES = ("PYTEST", "PYTHON", "OPSCTL_", "SHARED_DIR", "COVERAGE_")
+
+
+def inputs_digest(repo: RepoSettings, leave_out: Path | None = None) -> str:
+    """sha256 of everything a test run depends on: the tree's content as it is now
+    (uncommitted changes and untracked files included, ignored ones not), the interpreter,
+    the installed distributions, the pytest command and the variables that steer them."""
+    digest = hashlib.sha256()
+
+    def add(*parts: str) -> None:
+        for part in parts:
+            digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
+
+    for relative in tracked_files(repo.root):
+        path = repo.root / relative
+        if leave_out is not None and path.is_relative_to(leave_out):
+            continue  # the cache's own files are outputs, not inputs
+        try:
+            with path.open("rb") as handle:
+                add(relative.as_posix(), hashlib.file_digest(handle, "sha256").hexdigest())
+        except OSError:
+            add(relative.as_posix(), "unreadable")
+    add(sys.version, platform.machine(), *pytest_args(repo, Path("OUT")))
+    add(*sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()))
+    add(*sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith(ENV_INPUT_PREFIXES)))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    """What one pytest run left: exit code, JUnit counts, coverage and the reports."""
+
+    exit_code: int
+    counts: Mapping[str, int]
+    coverage: float | None
+    reports: Mapping[str, str]
+    reused_from: str = ""
+    """When the run was reused: the time the cached run was recorded."""
+
+    def as_entry(self) -> dict[str, Any]:
+        """The cache entry (JSON)."""
+        return {
+            "exit_code": self.exit_code,
+            "counts": dict(self.counts),
+            "coverage": self.coverage,
+            "reports": dict(self.reports),
+        }
+
+    @classmethod
+    def from_entry(cls, entry: Mapping[str, Any]) -> SuiteRun:
+        """A run read back from the cache."""
+        return cls(
+            int(entry["exit_code"]),
+            {k: int(v) for k, v in entry["counts"].items()},
+            None if entry["coverage"] is None else float(entry["coverage"]),
+            {str(k): str(v) for k, v in entry["reports"].items()},
+            str(entry["recorded_at"]),
+        )
+
+
+def run_suite(repo: RepoSettings) -> SuiteRun:
+    """pytest now, in a scratch folder; its reports are read back before the folder goes."""
+    with tempfile.TemporaryDirectory(prefix="opsctl-tests-") as tmp:
+        out = Path(tmp)
+        code, tail = run_pytest(repo, out)
+        reports = {"tests-output.txt": tail}
+        for name, report in (
+            ("tests-junit.xml", "junit.xml"),
+            ("tests-report.html", "report.html"),
+        ):
+            if (out / report).is_file():
+                reports[name] = (out / report).read_text(encoding="utf-8")
+        return SuiteRun(
+            code, junit_counts(out / "junit.xml"), _coverage(out / "coverage.json"), reports
+        )
 
 
 class TestSuiteCheck(Check):
@@ -80,23 +176,27 @@ class TestSuiteCheck(Check):
 
     def _run(self, ctx: CheckContext) -> CheckResult:
         repo = ctx.repository()
-        with tempfile.TemporaryDirectory(prefix="opsctl-tests-") as tmp:
-            out = Path(tmp)
-            code, tail = run_pytest(repo, out)
-            counts = junit_counts(out / "junit.xml")
-            coverage = _coverage(out / "coverage.json")
-            for name, report in (
-                ("tests-junit.xml", "junit.xml"),
-                ("tests-report.html", "report.html"),
-            ):
-                if (out / report).is_file():
-                    ctx.reports[name] = (out / report).read_text(encoding="utf-8")
-        ctx.reports["tests-output.txt"] = tail
+        cache = ctx.cache
+        inputs = inputs_digest(repo, cache.location if cache is not None else None)
+        entry = cache.get(self.id, inputs) if cache is not None else None
+        suite = SuiteRun.from_entry(entry) if entry is not None else run_suite(repo)
+        result = self._judge(repo, suite, inputs)
+        # Like Go's test cache, only a pass is reused: a failure may be a flake, so it runs again.
+        if cache is not None and entry is None and result.status is Status.PASS:
+            cache.put(self.id, inputs, suite.as_entry())
+        ctx.reports.update(suite.reports)
+        return result
+
+    def _judge(self, repo: RepoSettings, suite: SuiteRun, inputs: str) -> CheckResult:
+        code, counts, coverage = suite.exit_code, suite.counts, suite.coverage
+        tail = suite.reports.get("tests-output.txt", "")
         details: dict[str, Any] = {
             **counts,
             "exit_code": code,
             "coverage_percent": coverage,
             "coverage_min": repo.coverage_min,
+            "inputs_digest": inputs,
+            "reused_from": suite.reused_from or None,
         }
         if code == NO_TESTS_COLLECTED or counts["tests"] == 0:
             return self.result(
@@ -125,12 +225,20 @@ class TestSuiteCheck(Check):
                 details=details,
             )
         measured = f"; coverage {coverage:.1f} %" if coverage is not None else ""
+        reused = (
+            f": reused from the run of {suite.reused_from}, same inputs {inputs[:12]}"
+            if suite.reused_from
+            else ""
+        )
         return self.result(
-            Status.PASS, f"{ran}, {counts['skipped']} skipped{measured}", details=details
+            Status.PASS,
+            f"{ran}, {counts['skipped']} skipped{measured}{reused}",
+            "`--fresh` runs the suite again" if reused else "",
+            details=details,
         )
 
     def budget_s(self, ctx: CheckContext) -> float:
-        return 1800.0
+        return SUITE_TIMEOUT_S + 30  # pytest is stopped first, with a reason
 
 
 def _coverage(path: Path) -> float | None:

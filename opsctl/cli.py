@@ -32,6 +32,11 @@ advisories_option = click.option(
     help="Audit dependencies against this offline OSV folder (else OPSCTL_ADVISORIES, config, "
     "or pip-audit online).",
 )
+fresh_option = click.option(
+    "--fresh",
+    is_flag=True,
+    help="Run the test suite even if its last pass had exactly the same inputs.",
+)
 env_file_option = click.option(
     "--env-file",
     type=click.Path(path_type=Path),
@@ -89,6 +94,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     help="After the verdict, sync the gates and the run to Notion (never changes the exit code).",
 )
 @advisories_option
+@fresh_option
 @click.pass_context
 def verify(
     ctx: click.Context,
@@ -104,6 +110,7 @@ def verify(
     no_evidence: bool,
     to_notion: bool,
     advisories: Path | None,
+    fresh: bool,
 ) -> int:
     """Run the phase gates against an environment and give an honest verdict."""
     from evidence.signoffs import Ledger
@@ -126,6 +133,8 @@ def verify(
         as_json,
         capture,
         evidence_root,
+        advisories,
+        fresh,
     )
     if junit is not None:
         from evidence.formats.junit import render_junit
@@ -191,6 +200,7 @@ def _echo_notion(report: Any, outbox: Path, to_stderr: bool) -> None:
 @click.option("--url", help="Check this deployment instead of the environment's.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON (opsctl.verify/v1).")
 @advisories_option
+@fresh_option
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -201,6 +211,7 @@ def check(
     url: str | None,
     as_json: bool,
     advisories: Path | None,
+    fresh: bool,
 ) -> int:
     """Run one check against an environment, or against the repository."""
     from checks.registry import CHECKS
@@ -212,7 +223,16 @@ def check(
     env = config.environment(env_name)
     gate = Gate(id=check_id, title=CHECKS[check_id].title, checks=(check_id,))
     run, _ = _run(
-        ctx, config, env, url, [gate], {}, _environment(env_file), as_json, advisories=advisories
+        ctx,
+        config,
+        env,
+        url,
+        [gate],
+        {},
+        _environment(env_file),
+        as_json,
+        advisories=advisories,
+        fresh=fresh,
     )
     _show(run, as_json)
     return int(run.exit_code)
@@ -574,6 +594,7 @@ def _run(
     capture: Any = None,
     evidence_root: Path | None = None,
     advisories: Path | None = None,
+    fresh: bool = False,
 ) -> tuple[Any, Path | None]:
     """Open the target, run the gates (a live table on a terminal), write the evidence, close.
 
@@ -600,7 +621,10 @@ def _run(
     console = _rich_console() if not quiet else None
     started_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     started = time.monotonic()
+    from opsctl.result_cache import cache_for
+
     offline = resolve_advisories(advisories, environ)
+    cache = cache_for(config.path, fresh)
     with open_target(env, url, environ, needs_target(gates)) as target:
 
         def evidence(run: Any, outcome: str) -> Path | None:
@@ -632,6 +656,7 @@ def _run(
                         capture,
                         offline,
                         notion,
+                        cache,
                     )
                 )
         except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from checks.interface import (
     CheckResult,
     KeepAliveSettings,
     NotionSettings,
+    ResultCache,
     Status,
 )
 from checks.registry import CHECKS
@@ -163,6 +164,7 @@ async def run_gates(
     capture: Capture | None = None,
     advisories: Path | None = None,
     notion: NotionSettings | None = None,
+    cache: ResultCache | None = None,
 ) -> RunResult:
     """Run the gates against the target with one pooled HTTP client."""
     capture = capture or Capture()
@@ -192,6 +194,7 @@ async def run_gates(
                 config.keepalive.log_dir, config.keepalive.window_s, config.keepalive.slow_ms
             ),
             notion=notion,
+            cache=cache,
         )
         runner = Runner(CHECKS, on_event=both, debug=debug, signoffs=capture.signoffs)
         return await runner.run(gates, ctx, skipped)

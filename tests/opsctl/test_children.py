@@ -278,11 +278,6 @@ def test_slow() -> None:
 
 
 @needs_prctl
-@pytest.mark.xfail(
-    strict=True,
-    reason="checks/testsuite.py starts pytest with subprocess.run until it switches to "
-    "checks.children.run (issue 11); drop this mark then",
-)
 def test_sigkill_of_verify_while_its_tests_run_leaves_no_pytest(mark: str, tmp_path: Path) -> None:
     repo, started = tmp_path / "repo", tmp_path / "pytest-started"
     (repo / "app").mkdir(parents=True)

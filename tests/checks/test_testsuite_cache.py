@@ -1,0 +1,202 @@
+"""The tests gate reuses a pass for exactly the same inputs, and runs again when any changes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from checks.interface import CheckContext, CheckResult, Expectations, RepoSettings, Status
+from checks.testsuite import INSIDE_TEST_RUN, TestSuiteCheck
+from opsctl.result_cache import KEEP_PER_CHECK, FileResultCache
+from opsctl.runner import Runner
+from tests.conftest import REPO_ROOT
+
+RUNS_LOG = "SUITE_RUNS_LOG"  # not an input the digest reads: the tests count their own runs
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A one-test project under git; each pytest run of it appends a line to a log."""
+    monkeypatch.delenv(INSIDE_TEST_RUN, raising=False)  # its tests are not ours: no recursion
+    monkeypatch.setenv(RUNS_LOG, str(tmp_path / "runs.log"))
+    root = tmp_path / "repo"
+    (root / "app").mkdir(parents=True)
+    (root / "app" / "__init__.py").write_text("def add(a, b):\n    return a + b\n")
+    (root / "tests").mkdir()
+    (root / "tests" / "test_app.py").write_text(
+        "import os\n\nfrom app import add\n\n\ndef test_add():\n"
+        f"    with open(os.environ[{RUNS_LOG!r}], 'a') as log:\n"
+        "        log.write('ran\\n')\n"
+        "    assert add(2, 2) == 4\n"
+    )
+    (root / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["tests"]\n')
+    (root / ".gitignore").write_text(".opsctl/\n__pycache__/\n")
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
+    return root
+
+
+def runs(tmp_path: Path) -> int:
+    log = tmp_path / "runs.log"
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def run_tests(
+    root: Path, cache: FileResultCache | None, coverage_min: float = 50
+) -> tuple[CheckResult, dict[str, str]]:
+    """The tests check through the runner, as opsctl runs it."""
+    repo = RepoSettings(root=root, coverage_min=coverage_min, cov_packages=("app",))
+    reports: dict[str, str] = {}
+
+    async def go() -> CheckResult:
+        async with httpx.AsyncClient() as client:
+            ctx = CheckContext(
+                "repo", "", "", Expectations(), client, {}, repo=repo, reports=reports, cache=cache
+            )
+            return await Runner({"tests": TestSuiteCheck()}).run_check("QA", "tests", ctx)
+
+    return asyncio.run(go()), reports
+
+
+def test_a_pass_is_reused_for_the_same_inputs_with_its_reports(repo: Path, tmp_path: Path) -> None:
+    cache = FileResultCache(tmp_path / "cache")
+    first, first_reports = run_tests(repo, cache)
+    second, second_reports = run_tests(repo, cache)
+    assert runs(tmp_path) == 1, "the second run must not start pytest"
+    assert first.status is second.status is Status.PASS
+    assert "reused" not in first.reason and first.details["reused_from"] is None
+    assert second.reason.startswith("1 tests, 0 failed, 0 errors, 0 skipped; coverage 100.0 %")
+    digest = first.details["inputs_digest"]
+    assert f": reused from the run of {second.details['reused_from']}, same inputs " in (
+        second.reason
+    )
+    assert digest[:12] in second.reason and second.details["inputs_digest"] == digest
+    assert "--fresh" in second.hint
+    assert second_reports == first_reports  # the evidence of a reused run is the run's own
+    assert {"tests-junit.xml", "tests-report.html", "tests-output.txt"} <= set(second_reports)
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["uncommitted edit", "untracked file", "deleted file", "steering variable"],
+)
+def test_any_changed_input_runs_the_suite_again(
+    repo: Path, tmp_path: Path, change: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = FileResultCache(tmp_path / "cache")
+    run_tests(repo, cache)
+    if change == "uncommitted edit":
+        (repo / "app" / "__init__.py").write_text("def add(a, b):\n    return b + a\n")
+    elif change == "untracked file":
+        (repo / "app" / "extra.py").write_text("X = 1\n")
+    elif change == "deleted file":
+        (repo / ".gitignore").unlink()
+    else:
+        monkeypatch.setenv("PYTEST_ADDOPTS", "-q")
+    again, _ = run_tests(repo, cache)
+    assert runs(tmp_path) == 2, change
+    assert again.status is Status.PASS and "reused" not in again.reason
+
+
+def test_ignored_files_and_the_cache_itself_are_not_inputs(repo: Path, tmp_path: Path) -> None:
+    cache = FileResultCache(repo / "not-ignored-cache")  # inside the tree, not in .gitignore
+    run_tests(repo, cache)
+    (repo / ".opsctl").mkdir()
+    (repo / ".opsctl" / "notion-outbox.json").write_text("[]")  # ignored by git
+    again, _ = run_tests(repo, cache)
+    assert runs(tmp_path) == 1 and "reused" in again.reason
+
+
+def test_without_reuse_it_runs_and_keeps_the_new_pass(repo: Path, tmp_path: Path) -> None:
+    run_tests(repo, FileResultCache(tmp_path / "cache"))
+    fresh, _ = run_tests(repo, FileResultCache(tmp_path / "cache", reuse=False))
+    assert runs(tmp_path) == 2 and "reused" not in fresh.reason
+    reused, _ = run_tests(repo, FileResultCache(tmp_path / "cache"))
+    assert runs(tmp_path) == 2 and "reused" in reused.reason
+
+
+def test_no_cache_means_no_reuse(repo: Path, tmp_path: Path) -> None:
+    run_tests(repo, None)
+    run_tests(repo, None)
+    assert runs(tmp_path) == 2
+
+
+def test_a_failure_is_never_reused(repo: Path, tmp_path: Path) -> None:
+    (repo / "tests" / "test_fails.py").write_text("def test_fails():\n    assert 1 == 2\n")
+    cache = FileResultCache(tmp_path / "cache")
+    first, _ = run_tests(repo, cache)
+    second, _ = run_tests(repo, cache)
+    assert first.status is second.status is Status.FAIL
+    assert runs(tmp_path) == 2, "a failure may be a flake: it runs again"
+    assert not (tmp_path / "cache" / "tests").exists() or not any(
+        (tmp_path / "cache" / "tests").iterdir()
+    )
+
+
+def test_a_reused_pass_is_judged_again_against_todays_threshold(repo: Path, tmp_path: Path) -> None:
+    (repo / "app" / "more.py").write_text("def untested(x):\n    return x * 2\n")
+    cache = FileResultCache(tmp_path / "cache")
+    first, _ = run_tests(repo, cache, coverage_min=50)
+    stricter, _ = run_tests(repo, cache, coverage_min=99)
+    assert first.status is Status.PASS and runs(tmp_path) == 1
+    assert stricter.status is Status.FAIL and "is under 99 %" in stricter.reason
+
+
+@pytest.mark.parametrize("damage", ["not json", '{"exit_code": 0}', "[]"])
+def test_a_damaged_entry_is_a_miss(repo: Path, tmp_path: Path, damage: str) -> None:
+    cache = FileResultCache(tmp_path / "cache")
+    first, _ = run_tests(repo, cache)
+    entry = tmp_path / "cache" / "tests" / f"{first.details['inputs_digest']}.json"
+    entry.write_text(damage)
+    again, _ = run_tests(repo, cache)
+    assert runs(tmp_path) == 2 and again.status is Status.PASS and "reused" not in again.reason
+
+
+def test_the_cache_keeps_a_few_entries_per_check(tmp_path: Path) -> None:
+    clock = iter(f"2026-11-28T10:0{i}:00Z" for i in range(10))
+    cache = FileResultCache(tmp_path, now=lambda: next(clock))
+    for i in range(KEEP_PER_CHECK + 2):
+        cache.put("tests", f"{i:064x}", {"n": i})
+    kept = sorted(p.stem for p in (tmp_path / "tests").iterdir())
+    assert len(kept) == KEEP_PER_CHECK
+    assert cache.get("tests", f"{KEEP_PER_CHECK + 1:064x}") == {
+        "n": KEEP_PER_CHECK + 1,
+        "recorded_at": f"2026-11-28T10:0{KEEP_PER_CHECK + 1}:00Z",
+    }
+    with pytest.raises(ValueError, match="not a cache key"):
+        cache.get("tests", "../../etc/passwd")
+
+
+def test_cli_reuses_and_fresh_runs_again(repo: Path, tmp_path: Path) -> None:
+    """`opsctl check tests` twice, then with --fresh: the option reaches the check."""
+    config = tmp_path / "opsctl.toml"
+    config.write_text(
+        '[environments.repo]\nbase_url = "http://127.0.0.1:9"\n\n'
+        f'[repository]\nroot = "{repo}"\ncov_packages = ["app"]\ncoverage_min = 50\n'
+        '\n[gates.QA]\ntitle = "QA"\nchecks = ["tests"]\n'
+    )
+
+    def opsctl(*args: str) -> dict[str, object]:
+        command = ["check", "tests", "--env", "repo", "--config", str(config), "--json", *args]
+        done = subprocess.run(
+            [sys.executable, "-m", "opsctl.cli", *command],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        check: dict[str, object] = json.loads(done.stdout)["gates"][0]["checks"][0]
+        return check
+
+    assert "reused" not in str(opsctl()["reason"])
+    assert "reused from the run of" in str(opsctl()["reason"])
+    assert "reused" not in str(opsctl("--fresh")["reason"])
+    assert runs(tmp_path) == 2
+    assert (tmp_path / ".opsctl" / "cache" / "tests").is_dir(), "the cache sits beside the config"
