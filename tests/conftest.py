@@ -18,13 +18,13 @@ from bot.signature import sign
 from opsctl.devserver import DevServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Data from outside the project (the full PyPA advisory database, Render's schema): only
+# optional tests read it, and skip naming this folder when it is absent.
 SHARED_DIR = Path(os.environ.get("SHARED_DIR", REPO_ROOT.parent / "shared"))
 
 # We are inside this repository's test run: the tests gate must not start it again from
-# within (checks/testsuite.py), and the dependency audit reads the offline advisories.
+# within (checks/testsuite.py).
 os.environ.setdefault("OPSCTL_INSIDE_TEST_RUN", "1")
-if (SHARED_DIR / "advisories").is_dir():
-    os.environ.setdefault("OPSCTL_ADVISORIES", str(SHARED_DIR / "advisories"))
 
 TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC = "https://bot.example.org"
@@ -36,6 +36,119 @@ BASE_ENV = {
     "LOG_LEVEL": "INFO",
     "OBSERVABILITY_ON": "true",
 }
+
+
+# A small OSV folder in the PyPA advisory database's layout, one case of checks/deps.py's
+# matching each: hits, a withdrawn advisory, ranges that miss, last_affected, a versions list.
+# Nothing here affects this repository's locked pins (its own audit must pass offline).
+OSV_SNAPSHOT = "tests/conftest.py: a small OSV folder written for the test run"
+OSV_ADVISORIES: dict[str, dict[str, Any]] = {
+    # The ids and ranges of two real advisories (requests==2.19.0 is hit by both).
+    "requests/PYSEC-2018-28": {
+        "affected": [
+            {
+                "package": {"name": "requests", "ecosystem": "PyPI"},
+                "ranges": [
+                    # GIT ranges name commits: the audit must skip them.
+                    {"type": "GIT", "events": [{"introduced": "0"}, {"fixed": "c45d7c4"}]},
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.20.0"}]},
+                ],
+            }
+        ],
+        "aliases": ["CVE-2018-18074"],
+    },
+    "requests/PYSEC-2023-74": {
+        "affected": [
+            {
+                "package": {"name": "requests", "ecosystem": "PyPI"},
+                "ranges": [
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "2.3.0"}, {"fixed": "2.31.0"}]}
+                ],
+            }
+        ],
+        "aliases": ["CVE-2023-32681"],
+    },
+    # Withdrawn, and it would hit every requests (ours too): it must be ignored.
+    "requests/PYSEC-2099-1": {
+        "withdrawn": "2099-01-01T00:00:00Z",
+        "affected": [
+            {
+                "package": {"name": "requests", "ecosystem": "PyPI"},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}],
+            }
+        ],
+    },
+    # Two ranges, both below our flask: looked at, not affected.
+    "flask/PYSEC-2023-62": {
+        "affected": [
+            {
+                "package": {"name": "Flask", "ecosystem": "PyPI"},
+                "ranges": [
+                    {
+                        "type": "ECOSYSTEM",
+                        "events": [
+                            {"introduced": "0"},
+                            {"fixed": "2.2.5"},
+                            {"introduced": "2.3.0"},
+                            {"fixed": "2.3.2"},
+                        ],
+                    }
+                ],
+            }
+        ],
+    },
+    # last_affected: up to and including 3.1.4; our jinja2 is later.
+    "jinja2/PYSEC-2099-2": {
+        "affected": [
+            {
+                "package": {"name": "jinja2", "ecosystem": "PyPI"},
+                "ranges": [
+                    {
+                        "type": "ECOSYSTEM",
+                        "events": [{"introduced": "0"}, {"last_affected": "3.1.4"}],
+                    }
+                ],
+            }
+        ],
+    },
+    # Only a versions list, no range.
+    "gunicorn/PYSEC-2099-3": {
+        "affected": [
+            {"package": {"name": "gunicorn", "ecosystem": "PyPI"}, "versions": ["19.4.0", "19.5.0"]}
+        ],
+    },
+}
+
+
+def write_advisories(folder: Path) -> Path:
+    """Write OSV_ADVISORIES as `vulns/<package>/<id>.yaml` under folder, with a SOURCE.txt."""
+    import yaml
+
+    for name, advisory in OSV_ADVISORIES.items():
+        package, advisory_id = name.split("/")
+        path = folder / "vulns" / package / f"{advisory_id}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump({"id": advisory_id, **advisory}, sort_keys=False))
+    (folder / "SOURCE.txt").write_text(f"source: {OSV_SNAPSHOT}\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def offline_advisories(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small OSV folder (written once per test process)."""
+    return write_advisories(tmp_path_factory.mktemp("advisories"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def audit_offline(offline_advisories: Path) -> Iterator[None]:
+    """Every opsctl run in the suite audits dependencies against the small folder, never PyPI.
+
+    Set even when the caller exported OPSCTL_ADVISORIES (make does, to ../shared): the
+    suite's outcome must not depend on data outside the project.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OPSCTL_ADVISORIES", str(offline_advisories))
+        yield
 
 
 def config_copy(folder: Path) -> Path:
