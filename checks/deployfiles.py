@@ -8,6 +8,7 @@ import json
 import re
 import sys
 from collections import defaultdict
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,15 @@ if TYPE_CHECKING:  # jsonschema is imported only when the check runs
 
 
 _SCHEMA_HINT = "fix [repository] render_schema in opsctl.toml (a JSON Schema file), or remove it"
+# Render's Blueprint schema, shipped with the package (data/SOURCE.md: where, when, refresh).
+SHIPPED_SCHEMA = Path(str(resources.files("checks").joinpath("data", "render.yaml.json")))
+
+
+def schema_in_use(repo: RepoSettings) -> tuple[Path, str]:
+    """(file, how to name it): [repository] render_schema, else the shipped copy."""
+    if repo.render_schema is not None:
+        return repo.render_schema, f"the schema {repo.render_schema}"
+    return SHIPPED_SCHEMA, "Render's Blueprint schema (shipped copy)"
 
 
 @functools.cache
@@ -117,7 +127,7 @@ def schema_problems(blueprint: Any, schema: Path) -> list[str]:
     return list(dict.fromkeys(lines))  # two branches can report the same thing
 
 
-def render_problems(root: Path, schema: Path | None) -> list[str]:
+def render_problems(root: Path, schema: Path) -> list[str]:
     """What is wrong with render.yaml: schema, service kind, variables, secrets, health path."""
     import yaml
 
@@ -129,8 +139,7 @@ def render_problems(root: Path, schema: Path | None) -> list[str]:
         return ["render.yaml is missing"]
     blueprint = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     problems = []
-    if schema is not None:
-        problems += schema_problems(blueprint, schema)
+    problems += schema_problems(blueprint, schema)
     webs = [s for s in blueprint.get("services", []) if s.get("type") == "web"]
     if not webs:
         return [*problems, "render.yaml declares no web service"]
@@ -210,7 +219,7 @@ def asset_problems(root: Path) -> list[str]:
 def all_problems(repo: RepoSettings) -> dict[str, list[str]]:
     """Problems by file family."""
     return {
-        "render.yaml": render_problems(repo.root, repo.render_schema),
+        "render.yaml": render_problems(repo.root, schema_in_use(repo)[0]),
         "Dockerfile": dockerfile_problems(repo.root),
         "assets": asset_problems(repo.root),
     }
@@ -231,10 +240,8 @@ class DeployFilesCheck(Check):
         repo = ctx.repository()
         problems = await asyncio.to_thread(all_problems, repo)
         flat = [p for group in problems.values() for p in group]
-        details: dict[str, Any] = {
-            "problems": problems,
-            "schema": str(repo.render_schema or "none configured ([repository] render_schema)"),
-        }
+        schema, schema_name = schema_in_use(repo)
+        details: dict[str, Any] = {"problems": problems, "schema": str(schema)}
         if flat:
             return self.result(
                 Status.FAIL,
@@ -244,15 +251,11 @@ class DeployFilesCheck(Check):
             )
         from bot.settings import RENDER_PROVIDED, VARIABLES
 
-        schema = (
-            f", valid against the schema {repo.render_schema}"
-            if repo.render_schema
-            else " (not checked against a schema: no [repository] render_schema)"
-        )
         declared = len(set(VARIABLES) - RENDER_PROVIDED)
         return self.result(
             Status.PASS,
-            f"render.yaml declares all {declared} variables{schema}; Dockerfile hadolint-clean, "
+            f"render.yaml declares all {declared} variables, valid against {schema_name}; "
+            "Dockerfile hadolint-clean, "
             "non-root, exec ${PORT}, HEALTHCHECK, locked; knowledge base and its audio present",
             details=details,
         )

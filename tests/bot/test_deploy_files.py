@@ -14,14 +14,9 @@ import pytest
 import yaml
 
 from bot.settings import RENDER_PROVIDED, VARIABLES
+from checks.deployfiles import SHIPPED_SCHEMA as SCHEMA
 from opsctl.devserver import dockerfile_command
-from tests.conftest import REPO_ROOT, SHARED_DIR
-
-SCHEMA = SHARED_DIR / "schemas" / "render.yaml.json"
-# Render's schema is data from outside the project (no licence to ship it): optional.
-needs_renders_schema = pytest.mark.skipif(
-    not SCHEMA.is_file(), reason=f"Render's Blueprint schema is not at {SCHEMA} (set SHARED_DIR)"
-)
+from tests.conftest import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +30,6 @@ def web_service(blueprint: dict[str, Any]) -> dict[str, Any]:
     return service
 
 
-@needs_renders_schema
 def test_render_yaml_matches_renders_schema(blueprint: dict[str, Any]) -> None:
     schema = json.loads(SCHEMA.read_text())
     validator = jsonschema.validators.validator_for(schema)(schema)
@@ -43,7 +37,6 @@ def test_render_yaml_matches_renders_schema(blueprint: dict[str, Any]) -> None:
     assert [e.message for e in errors] == []
 
 
-@needs_renders_schema
 def test_schema_rejects_a_broken_blueprint(blueprint: dict[str, Any]) -> None:
     """The validation above can fail: `env: docker` (the old spelling) is refused."""
     schema = json.loads(SCHEMA.read_text())

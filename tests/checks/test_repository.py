@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from checks.deployfiles import DeployFilesCheck
+from checks.deployfiles import SHIPPED_SCHEMA, DeployFilesCheck
 from checks.deps import DependencyAuditCheck, offline_audit, read_pins
 from checks.hygiene import HygieneCheck
 from checks.interface import (
@@ -33,9 +34,8 @@ from tests.conftest import OSV_SNAPSHOT, REPO_ROOT, SHARED_DIR, write_advisories
 
 PLANTED_TOKEN = "0123456789abcdef0123456789abcdef"  # pragma: allowlist secret
 FULL_ADVISORIES = SHARED_DIR / "advisories"
-RENDER_SCHEMA = SHARED_DIR / "schemas" / "render.yaml.json"
 # A schema of our own for the deploy-files tests: a web service with only the keys our
-# render.yaml uses (Render's own schema is optional data, see SHARED_DIR).
+# render.yaml uses (Render's own schema, shipped in checks/data, is tested below too).
 SERVICE_KEYS = (
     "type name runtime plan dockerfilePath dockerContext healthCheckPath autoDeploy envVars"
 )
@@ -149,15 +149,21 @@ def test_full_advisory_database_finds_nothing_in_our_locks() -> None:
     assert snapshot_commit in result.details["snapshot"]
 
 
-@pytest.mark.skipif(
-    not RENDER_SCHEMA.is_file(),
-    reason=f"Render's Blueprint schema is not at {RENDER_SCHEMA} (set SHARED_DIR)",
-)
-def test_this_render_yaml_is_valid_against_renders_schema() -> None:
-    repo = RepoSettings(root=REPO_ROOT, render_schema=RENDER_SCHEMA)
-    result, _ = run(DeployFilesCheck(), repo)
+def test_this_render_yaml_is_valid_against_the_shipped_schema_by_default() -> None:
+    result, _ = run(DeployFilesCheck(), RepoSettings(root=REPO_ROOT))
     assert result.status is Status.PASS, result.reason
-    assert f"valid against the schema {RENDER_SCHEMA}" in result.reason
+    assert "valid against Render's Blueprint schema (shipped copy)" in result.reason
+    assert result.details["schema"] == str(SHIPPED_SCHEMA)
+
+
+def test_the_shipped_schema_is_the_one_its_source_note_names() -> None:
+    """checks/data/SOURCE.md records the copy's sha256: a refresh updates both."""
+    note = (SHIPPED_SCHEMA.parent / "SOURCE.md").read_text()
+    digest = hashlib.sha256(SHIPPED_SCHEMA.read_bytes()).hexdigest()
+    assert f"`{digest}`" in note
+    assert json.loads(SHIPPED_SCHEMA.read_text())["$id"] == (
+        "https://render.com/schema/render.yaml.json"
+    )
 
 
 # --- a clean small repository ------------------------------------------------------------
@@ -400,26 +406,20 @@ def test_render_yaml_with_an_unknown_key_fails_naming_it_and_where(
     assert result.details["problems"]["render.yaml"] == [expected]
 
 
-@pytest.mark.skipif(
-    not RENDER_SCHEMA.is_file(),
-    reason=f"Render's Blueprint schema is not at {RENDER_SCHEMA} (set SHARED_DIR)",
-)
-def test_renders_schema_refuses_env_docker_naming_it_and_where(small_repo: Path) -> None:
-    plant_env_docker(small_repo)
-    result, _ = run(DeployFilesCheck(), settings(small_repo, render_schema=RENDER_SCHEMA))
-    assert result.status is Status.FAIL
-    assert result.details["problems"]["render.yaml"] == [
-        "render.yaml services[0]: Additional properties are not allowed ('env' was unexpected)"
-    ]
-
-
-def test_without_a_schema_the_pass_says_render_yaml_was_not_schema_checked(
+def test_by_default_renders_schema_refuses_env_docker_naming_it_and_where(
     small_repo: Path,
 ) -> None:
-    plant_env_docker(small_repo)  # only a schema would see it
+    """`env: docker` is the old spelling of `runtime: docker`; Render's schema refuses it."""
+    clean, _ = run(DeployFilesCheck(), settings(small_repo))
+    assert clean.status is Status.PASS, clean.reason
+    plant_env_docker(small_repo)
     result, _ = run(DeployFilesCheck(), settings(small_repo))
-    assert result.status is Status.PASS
-    assert "not checked against a schema: no [repository] render_schema" in result.reason
+    assert result.status is Status.FAIL
+    expected = (
+        "render.yaml services[0]: Additional properties are not allowed ('env' was unexpected)"
+    )
+    assert result.details["problems"]["render.yaml"] == [expected]
+    assert result.reason == f"1 problem(s), first: {expected}"
 
 
 def test_configured_render_schema_is_the_one_used(small_repo: Path, tmp_path: Path) -> None:

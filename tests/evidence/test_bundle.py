@@ -240,7 +240,7 @@ def test_sigkill_mid_write_leaves_no_complete_looking_bundle(tmp_path: Path) -> 
     killed_while_partial = 0
     for _ in range(3):
         process = subprocess.Popen(
-            [*OPSCTL, "verify", "--env", "local", "--config", str(config)],
+            [*OPSCTL, "verify", "--env", "local", "--config", str(config), "--only", "P2.1"],
             cwd=REPO_ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -258,13 +258,7 @@ def test_sigkill_mid_write_leaves_no_complete_looking_bundle(tmp_path: Path) -> 
             assert verify_bundle(bundle.path) == [], bundle.name
         listed = opsctl("evidence", "list", "--config", str(config)).stdout
         assert listed.endswith(before), "older bundles must be listed unchanged"
-    _kill_leftover_bots()
     assert killed_while_partial >= 1, "never caught a bundle being written"
-
-
-def _kill_leftover_bots() -> None:
-    """SIGKILL gives opsctl no chance to stop the bot it started; tidy up after the test."""
-    subprocess.run(["pkill", "-f", "--", "--bind 127.0.0.1:0 bot:create_app"], check=False)
 
 
 def test_redactor_ignores_values_too_short_to_be_secrets() -> None:
