@@ -51,21 +51,33 @@ def _affected(entry: dict[str, Any], version: str) -> bool:
     for range_ in entry.get("ranges") or []:
         if range_.get("type") != "ECOSYSTEM":
             continue  # GIT ranges name commits, not releases
-        inside = False
-        for event in range_.get("events") or []:
-            try:
-                if "introduced" in event:
-                    inside = event["introduced"] == "0" or current >= Version(event["introduced"])
-                elif inside and (
-                    ("fixed" in event and current >= Version(event["fixed"]))
-                    or ("last_affected" in event and current > Version(event["last_affected"]))
-                ):
-                    inside = False
-            except InvalidVersion:
-                continue
-        if inside:
+        if _in_range(current, range_.get("events") or []):
             return True
     return False
+
+
+def _in_range(current: Any, events: list[dict[str, str]]) -> bool:
+    """OSV's evaluation (https://ossf.github.io/osv-schema/#evaluation): walk the events in
+    version order; an `introduced` at or below the version opens, a `fixed` at or below it
+    (or a `last_affected` below it) closes. An `introduced` above it changes nothing, so a
+    version in the first of two ranges stays affected."""
+    from packaging.version import InvalidVersion, Version
+
+    ordered = []
+    for event in events:
+        kind, value = next(iter(event.items()), ("", ""))
+        try:
+            ordered.append((Version("0") if value == "0" else Version(value), kind))
+        except InvalidVersion:
+            continue
+    ordered.sort(key=lambda pair: (pair[0], pair[1] != "introduced"))
+    affected = False
+    for at, kind in ordered:
+        if kind == "introduced" and current >= at:
+            affected = True
+        elif (kind == "fixed" and current >= at) or (kind == "last_affected" and current > at):
+            affected = False
+    return affected
 
 
 def _fixed(entry: dict[str, Any]) -> tuple[str, ...]:

@@ -268,13 +268,6 @@ def test_offline_matching_follows_osv(offline_advisories: Path) -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="checks/deps.py _affected: a later `introduced` event (2.3.0) closes the open range "
-    "[0, 2.2.5) for 2.2.4; OSV keeps it open. Real advisories have this shape (flask "
-    "PYSEC-2023-62), where the versions list happens to cover it",
-)
 def test_a_version_in_the_first_of_two_ranges_is_affected(offline_advisories: Path) -> None:
     found = offline_audit(offline_advisories, [("flask", "2.2.4")])
     assert {(f.package, f.version, f.advisory) for f in found} == {
