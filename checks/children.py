@@ -127,3 +127,112 @@ def die_with_parent(sig: int = signal.SIGKILL, parent: int | None = None) -> boo
     if os.getppid() != expected:
         os._exit(128 + int(sig))
     return True
+
+
+# --- the watchdog: what the death signal cannot reach ----------------------------------------
+#
+# The death signal is cleared across fork: a grandchild (a pytest-xdist worker, the bot a test
+# starts, a nested `opsctl verify`) outlives a SIGKILLed opsctl unless it arms its own. So each
+# opsctl process that starts children also starts one watchdog: it blocks reading a pipe whose
+# write end only opsctl holds, and at end of file (opsctl exited, SIGKILL included) SIGKILLs
+# every process whose environment carries this opsctl's id in LINEAGE, then exits.
+# - Processes are found by /proc/<pid>/environ, the environment they were *started* with: a
+#   descendant that starts its children with a cleared environment (`env -i`) escapes.
+# - LINEAGE lists the ids of the watching opsctl processes above, outermost first: a nested
+#   opsctl (a test that runs `opsctl verify`) appends its id, so the outer watchdog still catches
+#   the nested one's processes, and the nested watchdog kills only its own. The name has no
+#   OPSCTL_ prefix: the tests gate digests OPSCTL_* variables, and a fresh id per run would
+#   defeat its cache (checks/testsuite.py ENV_INPUT_PREFIXES).
+# - The watchdog runs outside opsctl's reach: its own session, no death signal, no LINEAGE
+#   (it must never match itself), `-I -S` (no site, no user paths: it starts in ~10 ms).
+# - Linux only (/proc, and /proc/<pid>/environ); elsewhere watch_descendants does nothing.
+
+LINEAGE = "WATCHED_BY_OPSCTL"
+WATCHDOG_DEADLINE_S = 5.0
+
+_WATCHDOG = """# opsctl watchdog (checks/children.py)
+import os, signal, sys, time
+watched, name, deadline = sys.argv[1].encode(), sys.argv[2].encode() + b"=", float(sys.argv[3])
+os.chdir("/")
+os.closerange(3, 1 << 16)  # hold nothing of the caller's beyond the pipe
+while os.read(0, 512):  # end of file: opsctl exited, however
+    pass
+me, end = os.getpid(), time.monotonic() + deadline
+while time.monotonic() < end:
+    killed = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                variables = environ.read().split(b"\\0")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        for variable in variables:
+            if variable.startswith(name):
+                if watched in variable[len(name):].split(b":"):
+                    try:
+                        os.kill(int(entry), signal.SIGKILL)
+                        killed += 1
+                    except OSError:
+                        pass
+                break
+    if not killed:  # a process killed mid-fork left a child: the next pass finds it
+        break
+    time.sleep(0.05)
+"""
+
+_watching: dict[str, Any] = {"pid": None, "pipe": None}
+
+
+def _forget_pipe_in_forked_child() -> None:
+    # A forked (not exec'd) child would keep the pipe open and the end of file would never
+    # come; exec'd children never get it (Python's pipes are close-on-exec).
+    pipe, _watching["pipe"] = _watching["pipe"], None
+    if pipe is not None:
+        with contextlib.suppress(OSError):
+            os.close(pipe)
+
+
+def watch_descendants() -> None:
+    """Have every process started from now on, at any depth, die when this process exits.
+
+    Idempotent per process; a no-op where there is no /proc (not Linux)."""
+    if _watching["pid"] == os.getpid() or not sys.platform.startswith("linux"):
+        return
+    watched = os.urandom(8).hex()
+    read_end, write_end = os.pipe()
+    environ = {k: v for k, v in os.environ.items() if k != LINEAGE}
+    try:
+        os.posix_spawn(
+            sys.executable,
+            [
+                sys.executable,
+                "-I",
+                "-S",
+                "-c",
+                _WATCHDOG,
+                watched,
+                LINEAGE,
+                str(WATCHDOG_DEADLINE_S),
+            ],
+            environ,
+            # stdout and stderr to /dev/null: whoever reads opsctl's output to its end must
+            # not wait for the watchdog too.
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, read_end, 0),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_DUP2, 1, 2),
+            ],
+            setsid=True,
+        )
+    except BaseException:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)
+    if _watching["pid"] is None:
+        os.register_at_fork(after_in_child=_forget_pipe_in_forked_child)
+    _watching.update(pid=os.getpid(), pipe=write_end)  # open until this process exits
+    inherited = os.environ.get(LINEAGE)
+    os.environ[LINEAGE] = f"{inherited}:{watched}" if inherited else watched

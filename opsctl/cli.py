@@ -113,9 +113,11 @@ def verify(
     fresh: bool,
 ) -> int:
     """Run the phase gates against an environment and give an honest verdict."""
+    from checks.children import watch_descendants
     from evidence.signoffs import Ledger
     from opsctl.verify import Capture, select_gates
 
+    watch_descendants()  # what it starts dies with it, at any depth, SIGKILL included
     config = _load(config_path)
     env = config.environment(env_name)
     gates, skipped = select_gates(config, only, skip)
@@ -214,9 +216,11 @@ def check(
     fresh: bool,
 ) -> int:
     """Run one check against an environment, or against the repository."""
+    from checks.children import watch_descendants
     from checks.registry import CHECKS
     from opsctl.config import ConfigError, Gate
 
+    watch_descendants()
     if check_id not in CHECKS:
         raise ConfigError(f"no check {check_id!r}; fix: use one of: {', '.join(sorted(CHECKS))}")
     config = _load(config_path)
@@ -699,8 +703,10 @@ def _show(run: Any, as_json: bool) -> None:
 @env_file_option
 def serve(port: int, env_file: Path) -> int:
     """Serve the bot on 127.0.0.1 with the Dockerfile's gunicorn command; Ctrl-C stops it."""
+    from checks.children import watch_descendants
     from opsctl.devserver import DevServer
 
+    watch_descendants()
     server = DevServer(_environment(env_file), port=port, on_line=click.echo)
     try:
         url = server.start()

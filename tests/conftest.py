@@ -254,3 +254,11 @@ def fake_notion() -> Iterator[Any]:
     yield fake
     fake.stop()
     assert not fake.crashes, "the fake Notion failed:\n" + "\n".join(fake.crashes)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A pytest-xdist worker dies with its pytest, even a SIGKILLed one (checks/children.py)."""
+    if hasattr(config, "workerinput"):  # only xdist workers have it
+        from checks.children import die_with_parent
+
+        die_with_parent()

@@ -214,6 +214,91 @@ def test_die_with_parent_arms_the_calling_process(mark: str) -> None:
     _child_dies_with_its_parent(DIE_WITH_PARENT_PARENT, mark)
 
 
+# --- the watchdog: descendants the death signal does not reach --------------------------------
+
+needs_proc = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="no /proc: Linux only")
+
+# A chain in another session and without a death signal: a shell and its two sleeps.
+WATCHED_PARENT = """
+import subprocess
+from checks import children
+children.watch_descendants()
+children.watch_descendants()  # idempotent: one watchdog
+chain = subprocess.Popen(["/bin/sh", "-c", "sleep 60 & echo $!; sleep 60"],
+                         start_new_session=True, stdout=subprocess.PIPE, text=True)
+print(chain.pid, chain.stdout.readline().strip(), flush=True)
+import time; time.sleep(60)
+"""
+
+
+def watchdogs(mark: str) -> list[int]:
+    return [pid for pid, cmd in marked(mark) if "opsctl watchdog" in cmd]
+
+
+@needs_proc
+def test_watchdog_kills_the_whole_chain_when_its_parent_is_killed(mark: str) -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", WATCHED_PARENT],
+        cwd=REPO_ROOT,
+        env=marked_env(mark),
+        stdout=subprocess.PIPE,
+    )
+    try:
+        chain = [int(pid) for pid in read_line(parent).split()]
+        assert len(chain) == 2 and all(_alive(pid) for pid in chain)
+        assert len(watchdogs(mark)) == 1
+        parent.kill()
+        parent.wait(10)
+        assert wait_until_none_marked(mark, 10) == []  # the watchdog too is gone
+        assert not any(_alive(pid) for pid in chain)
+    finally:
+        parent.kill()
+        parent.wait(10)
+
+
+NESTED = """
+import subprocess
+from checks import children
+children.watch_descendants()
+own = subprocess.Popen(["sleep", "60"], start_new_session=True, stdout=subprocess.DEVNULL)
+print(own.pid, flush=True)
+"""
+
+OUTER = f"""
+import subprocess, sys, time
+from checks import children
+children.watch_descendants()
+sibling = subprocess.Popen(["sleep", "60"], start_new_session=True)
+nested = subprocess.run([sys.executable, "-c", {NESTED!r}], stdout=subprocess.PIPE, text=True,
+                        timeout=30, check=True)
+print(sibling.pid, nested.stdout.strip(), flush=True)
+time.sleep(60)
+"""
+
+
+@needs_proc
+def test_a_nested_watchdog_kills_only_its_own(mark: str) -> None:
+    outer = subprocess.Popen(
+        [sys.executable, "-c", OUTER], cwd=REPO_ROOT, env=marked_env(mark), stdout=subprocess.PIPE
+    )
+    try:
+        sibling, nested_sleep = (int(pid) for pid in read_line(outer).split())
+        # The nested process exited normally: its watchdog killed its sleep, then ended.
+        end = time.monotonic() + 10
+        while (_alive(nested_sleep) or len(watchdogs(mark)) > 1) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert not _alive(nested_sleep)
+        assert len(watchdogs(mark)) == 1, "the nested watchdog did not end"
+        assert _alive(sibling), "the nested watchdog killed a process of the outer one"
+        # The outer watchdog still does its job.
+        outer.kill()
+        outer.wait(10)
+        assert wait_until_none_marked(mark, 10) == []
+    finally:
+        outer.kill()
+        outer.wait(10)
+
+
 # --- end to end: SIGKILL `opsctl verify` mid-run, nothing it started survives ---------------
 
 OPSCTL = [sys.executable, "-m", "opsctl.cli"]
@@ -267,24 +352,32 @@ def test_sigkill_of_verify_local_leaves_no_bot(mark: str, tmp_path: Path) -> Non
         opsctl.wait(10)
 
 
+# The test starts a process of its own in another session, without a death signal: only the
+# watchdog of opsctl can reach it.
 SLOW_TEST = """
-import pathlib, time
+import pathlib, subprocess, time
 
 
 def test_slow() -> None:
-    pathlib.Path({started!r}).write_text("running")
+    sleep = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    pathlib.Path({started!r}).write_text(str(sleep.pid))
     time.sleep(60)
 """
 
 
 @needs_prctl
-def test_sigkill_of_verify_while_its_tests_run_leaves_no_pytest(mark: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("addopts", ["", "-p xdist -n 1"], ids=["pytest", "xdist"])
+def test_sigkill_of_verify_while_its_tests_run_leaves_no_pytest(
+    addopts: str, mark: str, tmp_path: Path
+) -> None:
     repo, started = tmp_path / "repo", tmp_path / "pytest-started"
     (repo / "app").mkdir(parents=True)
     (repo / "app" / "__init__.py").write_text('"""App."""\n')
     (repo / "tests").mkdir()
     (repo / "tests" / "test_slow.py").write_text(SLOW_TEST.format(started=str(started)))
-    (repo / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["tests"]\n')
+    (repo / "pyproject.toml").write_text(
+        f'[tool.pytest.ini_options]\ntestpaths = ["tests"]\naddopts = "{addopts}"\n'
+    )
     config = config_copy(tmp_path)
     config.write_text(
         config.read_text().replace(f'\nroot = "{REPO_ROOT}"\n', f'\nroot = "{repo}"\n')
@@ -298,11 +391,17 @@ def test_sigkill_of_verify_while_its_tests_run_leaves_no_pytest(mark: str, tmp_p
     )
     try:
         wait_for(
-            started.exists, 60, "the tiny repository's test never started", tmp_path / "opsctl.out"
+            lambda: started.exists() and started.read_text().isdigit(),
+            60,
+            "the tiny repository's test never started",
+            tmp_path / "opsctl.out",
         )
+        grandchild = int(started.read_text())
         assert any("pytest" in cmd for _, cmd in marked(mark))
+        assert grandchild in dict(marked(mark))
         assert opsctl.poll() is None, "opsctl finished before it could be killed"
         assert_sigkill_leaves_nothing(opsctl, mark)
+        assert not _alive(grandchild)
     finally:
         opsctl.kill()
         opsctl.wait(10)
