@@ -67,6 +67,15 @@ def wait_until_none_marked(mark: str, deadline: float) -> list[tuple[int, str]]:
     return left
 
 
+def gone_within(pids: list[int], deadline: float = 5) -> bool:
+    """Poll until none of the pids runs. A process being killed can already show an empty
+    /proc/<pid>/environ (so it no longer looks marked) while it has not finished exiting."""
+    end = time.monotonic() + deadline
+    while any(_alive(pid) for pid in pids) and time.monotonic() < end:
+        time.sleep(0.05)
+    return not any(_alive(pid) for pid in pids)
+
+
 def kill_marked(mark: str) -> None:
     """The cleanup that never fails a test: SIGKILL whatever still carries the mark."""
     for pid, _ in marked(mark):
@@ -198,7 +207,7 @@ def _child_dies_with_its_parent(script: str, mark: str) -> None:
         parent.kill()
         parent.wait(10)
         assert wait_until_none_marked(mark, 5) == []
-        assert not _alive(child)
+        assert gone_within([child])
     finally:
         parent.kill()
         parent.wait(10)
@@ -250,7 +259,7 @@ def test_watchdog_kills_the_whole_chain_when_its_parent_is_killed(mark: str) -> 
         parent.kill()
         parent.wait(10)
         assert wait_until_none_marked(mark, 10) == []  # the watchdog too is gone
-        assert not any(_alive(pid) for pid in chain)
+        assert gone_within(chain)
     finally:
         parent.kill()
         parent.wait(10)
@@ -401,7 +410,7 @@ def test_sigkill_of_verify_while_its_tests_run_leaves_no_pytest(
         assert grandchild in dict(marked(mark))
         assert opsctl.poll() is None, "opsctl finished before it could be killed"
         assert_sigkill_leaves_nothing(opsctl, mark)
-        assert not _alive(grandchild)
+        assert gone_within([grandchild])
     finally:
         opsctl.kill()
         opsctl.wait(10)
