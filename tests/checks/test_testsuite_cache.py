@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from checks.interface import CheckContext, CheckResult, Expectations, RepoSettings, Status
-from checks.testsuite import INSIDE_TEST_RUN, TestSuiteCheck
+from checks.testsuite import INSIDE_TEST_RUN, TestSuiteCheck, inputs_digest
 from opsctl.result_cache import KEEP_PER_CHECK, FileResultCache
 from opsctl.runner import Runner
 from tests.conftest import REPO_ROOT
@@ -64,7 +64,9 @@ def run_tests(
     return asyncio.run(go()), reports
 
 
-def test_a_pass_is_reused_for_the_same_inputs_with_its_reports(repo: Path, tmp_path: Path) -> None:
+def test_a_pass_is_reused_for_the_same_inputs_and_an_edit_runs_it_again(
+    repo: Path, tmp_path: Path
+) -> None:
     cache = FileResultCache(tmp_path / "cache")
     first, first_reports = run_tests(repo, cache)
     second, second_reports = run_tests(repo, cache)
@@ -80,51 +82,53 @@ def test_a_pass_is_reused_for_the_same_inputs_with_its_reports(repo: Path, tmp_p
     assert "--fresh" in second.hint
     assert second_reports == first_reports  # the evidence of a reused run is the run's own
     assert {"tests-junit.xml", "tests-report.html", "tests-output.txt"} <= set(second_reports)
+    (repo / "app" / "__init__.py").write_text("def add(a, b):\n    return b + a\n")  # uncommitted
+    third, _ = run_tests(repo, cache)
+    assert runs(tmp_path) == 2 and third.status is Status.PASS and "reused" not in third.reason
 
 
-@pytest.mark.parametrize(
-    "change",
-    ["uncommitted edit", "untracked file", "deleted file", "steering variable"],
-)
-def test_any_changed_input_runs_the_suite_again(
-    repo: Path, tmp_path: Path, change: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    cache = FileResultCache(tmp_path / "cache")
-    run_tests(repo, cache)
+def change_input(repo: Path, change: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One change to what a test run depends on."""
     if change == "uncommitted edit":
         (repo / "app" / "__init__.py").write_text("def add(a, b):\n    return b + a\n")
     elif change == "untracked file":
         (repo / "app" / "extra.py").write_text("X = 1\n")
     elif change == "deleted file":
         (repo / ".gitignore").unlink()
-    else:
+    elif change == "steering variable":
         monkeypatch.setenv("PYTEST_ADDOPTS", "-q")
-    again, _ = run_tests(repo, cache)
-    assert runs(tmp_path) == 2, change
-    assert again.status is Status.PASS and "reused" not in again.reason
+    elif change == "coverage setting":
+        monkeypatch.setenv("COVERAGE_RCFILE", "other.cfg")
+    else:
+        raise AssertionError(change)
 
 
-def test_ignored_files_and_the_cache_itself_are_not_inputs(repo: Path, tmp_path: Path) -> None:
-    cache = FileResultCache(repo / "not-ignored-cache")  # inside the tree, not in .gitignore
-    run_tests(repo, cache)
+@pytest.mark.parametrize(
+    "change",
+    ["uncommitted edit", "untracked file", "deleted file", "steering variable", "coverage setting"],
+)
+def test_any_changed_input_changes_the_digest(
+    repo: Path, change: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = RepoSettings(root=repo, cov_packages=("app",))
+    before = inputs_digest(settings)
+    assert inputs_digest(settings) == before, "the digest is a function of the inputs"
+    change_input(repo, change, monkeypatch)
+    assert inputs_digest(settings) != before, change
+
+
+def test_ignored_files_the_cache_and_unrelated_variables_are_not_inputs(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = RepoSettings(root=repo, cov_packages=("app",))
+    cache = repo / "not-ignored-cache"  # inside the tree, and not in .gitignore
+    before = inputs_digest(settings, leave_out=cache)
+    (cache / "tests").mkdir(parents=True)
+    (cache / "tests" / "entry.json").write_text("{}")
     (repo / ".opsctl").mkdir()
     (repo / ".opsctl" / "notion-outbox.json").write_text("[]")  # ignored by git
-    again, _ = run_tests(repo, cache)
-    assert runs(tmp_path) == 1 and "reused" in again.reason
-
-
-def test_without_reuse_it_runs_and_keeps_the_new_pass(repo: Path, tmp_path: Path) -> None:
-    run_tests(repo, FileResultCache(tmp_path / "cache"))
-    fresh, _ = run_tests(repo, FileResultCache(tmp_path / "cache", reuse=False))
-    assert runs(tmp_path) == 2 and "reused" not in fresh.reason
-    reused, _ = run_tests(repo, FileResultCache(tmp_path / "cache"))
-    assert runs(tmp_path) == 2 and "reused" in reused.reason
-
-
-def test_no_cache_means_no_reuse(repo: Path, tmp_path: Path) -> None:
-    run_tests(repo, None)
-    run_tests(repo, None)
-    assert runs(tmp_path) == 2
+    monkeypatch.setenv("WATCHED_BY_OPSCTL", "a:b")  # a new id each run: never an input
+    assert inputs_digest(settings, leave_out=cache) == before
 
 
 def test_a_failure_is_never_reused(repo: Path, tmp_path: Path) -> None:
@@ -134,9 +138,7 @@ def test_a_failure_is_never_reused(repo: Path, tmp_path: Path) -> None:
     second, _ = run_tests(repo, cache)
     assert first.status is second.status is Status.FAIL
     assert runs(tmp_path) == 2, "a failure may be a flake: it runs again"
-    assert not (tmp_path / "cache" / "tests").exists() or not any(
-        (tmp_path / "cache" / "tests").iterdir()
-    )
+    assert not list((tmp_path / "cache").rglob("*.json"))
 
 
 def test_a_reused_pass_is_judged_again_against_todays_threshold(repo: Path, tmp_path: Path) -> None:
@@ -149,13 +151,13 @@ def test_a_reused_pass_is_judged_again_against_todays_threshold(repo: Path, tmp_
 
 
 @pytest.mark.parametrize("damage", ["not json", '{"exit_code": 0}', "[]"])
-def test_a_damaged_entry_is_a_miss(repo: Path, tmp_path: Path, damage: str) -> None:
-    cache = FileResultCache(tmp_path / "cache")
-    first, _ = run_tests(repo, cache)
-    entry = tmp_path / "cache" / "tests" / f"{first.details['inputs_digest']}.json"
-    entry.write_text(damage)
-    again, _ = run_tests(repo, cache)
-    assert runs(tmp_path) == 2 and again.status is Status.PASS and "reused" not in again.reason
+def test_a_damaged_entry_is_a_miss(tmp_path: Path, damage: str) -> None:
+    cache = FileResultCache(tmp_path)
+    cache.put("tests", "ab" * 32, {"exit_code": 0})
+    assert cache.get("tests", "ab" * 32) is not None
+    (tmp_path / "tests" / f"{'ab' * 32}.json").write_text(damage)
+    assert cache.get("tests", "ab" * 32) is None
+    assert FileResultCache(tmp_path, reuse=False).get("tests", "ab" * 32) is None
 
 
 def test_the_cache_keeps_a_few_entries_per_check(tmp_path: Path) -> None:
