@@ -65,7 +65,7 @@ def test_a_healthy_target_passes(
         ("health_invalid_json", "health", "FAIL", "/health answered 200 with invalid JSON"),
         ("health_degraded", "health", "FAIL", "/health answered 503 with status 'degraded'"),
         ("wrong_component", "health", "FAIL", "components differ: cache_entries is 7, expected 8"),
-        ("slow_health", "health", "FAIL", "over the 250 ms limit"),
+        ("slow_health", "health", "FAIL", "over the 1000 ms limit"),
         (
             "audio_missing",
             "audio",

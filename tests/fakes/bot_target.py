@@ -53,7 +53,7 @@ class TargetSettings:
     delay_s: float = 0.0
     """Added to every response (the concurrency benchmark uses 0.2)."""
     hang_s: float = 30.0
-    slow_health_s: float = 0.3
+    slow_health_s: float = 1.2
     requests: list[str] = field(default_factory=list)
 
 
