@@ -173,17 +173,20 @@ def test_a_clean_small_repository_passes_every_gate(
     small_repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(INSIDE_TEST_RUN, raising=False)  # its tests are not ours: no recursion
-    for check in (
-        SecretScanCheck(),
-        HygieneCheck(),
-        DependencyAuditCheck(),
-        LintCheck(),
-        TestSuiteCheck(),
-        DeployFilesCheck(),
-    ):
-        result, _ = run(check, settings(small_repo))
-        assert result.status is Status.PASS, (check.id, result.reason)
-    tests, reports = run(TestSuiteCheck(), settings(small_repo))
+    outcomes = {
+        check.id: run(check, settings(small_repo))
+        for check in (
+            SecretScanCheck(),
+            HygieneCheck(),
+            DependencyAuditCheck(),
+            LintCheck(),
+            TestSuiteCheck(),
+            DeployFilesCheck(),
+        )
+    }
+    for check_id, (result, _) in outcomes.items():
+        assert result.status is Status.PASS, (check_id, result.reason)
+    tests, reports = outcomes["tests"]
     assert tests.reason.startswith("1 tests, 0 failed, 0 errors, 0 skipped; coverage 100.0 %")
     assert {"tests-junit.xml", "tests-report.html"} <= set(reports)
     assert "<html" in reports["tests-report.html"].lower()
