@@ -262,3 +262,10 @@ def pytest_configure(config: pytest.Config) -> None:
         from checks.children import die_with_parent
 
         die_with_parent()
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: one worker more than cores. Many tests wait (servers starting and stopping,
+    keep-alive intervals), and a spare worker keeps the cores busy meanwhile (2 cores:
+    99 s with 3 workers against 109 s with 2, same run)."""
+    return (os.cpu_count() or 1) + 1
