@@ -7,9 +7,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-# The lock has hashes; installing it alone first keeps this layer cached across code changes.
-COPY requirements/bot.txt requirements/bot.txt
-RUN pip install --require-hashes -r requirements/bot.txt
+# The locks have hashes; installing them alone first keeps this layer cached across code
+# changes. pip itself comes from the lock first, so the image's pip does not decide anything.
+COPY requirements/bootstrap.txt requirements/bot.txt requirements/
+RUN pip install --require-hashes -r requirements/bootstrap.txt \
+    && pip install --require-hashes -r requirements/bot.txt
 
 # Only the bot: gunicorn imports `bot` from the working directory, the toolkit stays out.
 COPY gunicorn.conf.py ./
