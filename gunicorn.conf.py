@@ -34,7 +34,10 @@ def on_starting(server: object) -> None:
 
 
 def _bind_prctl() -> Any:
-    """libc's prctl, bound once here in the master; None where there is none (not Linux)."""
+    """libc's prctl, bound once here in the master; None where there is none (not Linux).
+
+    The same binding as checks/children.py's, written again on purpose: the image holds only
+    bot/ and this file, not checks/."""
     if not sys.platform.startswith("linux"):
         return None
     try:

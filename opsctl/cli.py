@@ -608,6 +608,7 @@ def _run(
     import time
     from datetime import UTC, datetime
 
+    from opsctl.result_cache import cache_for
     from opsctl.verify import (
         Capture,
         interrupted_run,
@@ -625,8 +626,6 @@ def _run(
     console = _rich_console() if not quiet else None
     started_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     started = time.monotonic()
-    from opsctl.result_cache import cache_for
-
     offline = resolve_advisories(advisories, environ)
     cache = cache_for(config.path, fresh)
     with open_target(env, url, environ, needs_target(gates)) as target:
