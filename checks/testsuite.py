@@ -26,6 +26,7 @@ from checks.repo_files import tracked_files
 INSIDE_TEST_RUN = "OPSCTL_INSIDE_TEST_RUN"
 NO_TESTS_COLLECTED = 5
 SUITE_TIMEOUT_S = 1800.0
+COUNTED = ("tests", "failures", "errors", "skipped")  # what a JUnit file's suites count
 
 
 def pytest_args(repo: RepoSettings, out: Path) -> list[str]:
@@ -67,7 +68,7 @@ def run_pytest(repo: RepoSettings, out: Path) -> tuple[int, str]:
 
 def junit_counts(path: Path) -> dict[str, int]:
     """tests, failures, errors and skipped, summed over the JUnit file's suites."""
-    counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    counts = dict.fromkeys(COUNTED, 0)
     if not path.is_file():
         return counts
     root = ElementTree.parse(path).getroot()  # noqa: S314 - written by the pytest we ran
@@ -128,15 +129,20 @@ class SuiteRun:
         }
 
     @classmethod
-    def from_entry(cls, entry: Mapping[str, Any]) -> SuiteRun:
-        """A run read back from the cache."""
-        return cls(
-            int(entry["exit_code"]),
-            {k: int(v) for k, v in entry["counts"].items()},
-            None if entry["coverage"] is None else float(entry["coverage"]),
-            {str(k): str(v) for k, v in entry["reports"].items()},
-            str(entry["recorded_at"]),
-        )
+    def from_entry(cls, entry: Mapping[str, Any]) -> SuiteRun | None:
+        """A run read back from the cache; None when the entry is not one (a miss, not a crash:
+        an entry from another version of opsctl, or edited by hand)."""
+        try:
+            counts = {key: int(entry["counts"][key]) for key in COUNTED}
+            return cls(
+                int(entry["exit_code"]),
+                counts,
+                None if entry["coverage"] is None else float(entry["coverage"]),
+                {str(k): str(v) for k, v in entry["reports"].items()},
+                str(entry["recorded_at"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
 
 
 def run_suite(repo: RepoSettings) -> SuiteRun:
@@ -179,10 +185,11 @@ class TestSuiteCheck(Check):
         cache = ctx.cache
         inputs = inputs_digest(repo, cache.location if cache is not None else None)
         entry = cache.get(self.id, inputs) if cache is not None else None
-        suite = SuiteRun.from_entry(entry) if entry is not None else run_suite(repo)
+        reused = SuiteRun.from_entry(entry) if entry is not None else None
+        suite = reused or run_suite(repo)
         result = self._judge(repo, suite, inputs)
         # Like Go's test cache, only a pass is reused: a failure may be a flake, so it runs again.
-        if cache is not None and entry is None and result.status is Status.PASS:
+        if cache is not None and reused is None and result.status is Status.PASS:
             cache.put(self.id, inputs, suite.as_entry())
         ctx.reports.update(suite.reports)
         return result

@@ -150,6 +150,18 @@ def test_a_reused_pass_is_judged_again_against_todays_threshold(repo: Path, tmp_
     assert stricter.status is Status.FAIL and "is under 99 %" in stricter.reason
 
 
+def test_an_entry_that_is_not_a_run_is_a_miss_not_a_crash(repo: Path, tmp_path: Path) -> None:
+    """An entry from another opsctl version, or edited by hand, under the very same inputs."""
+    cache = FileResultCache(tmp_path / "cache")
+    digest = inputs_digest(RepoSettings(root=repo, cov_packages=("app",)), leave_out=cache.location)
+    cache.put("tests", digest, {"exit_code": 0, "counts": {"tests": 1}, "coverage": "high"})
+    result, _ = run_tests(repo, cache)
+    assert runs(tmp_path) == 1 and result.status is Status.PASS, result.reason
+    assert "reused" not in result.reason
+    again, _ = run_tests(repo, cache)  # the good run replaced it
+    assert runs(tmp_path) == 1 and "reused" in again.reason
+
+
 @pytest.mark.parametrize("damage", ["not json", '{"exit_code": 0}', "[]"])
 def test_a_damaged_entry_is_a_miss(tmp_path: Path, damage: str) -> None:
     cache = FileResultCache(tmp_path)
