@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import multiprocessing
 import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from checks.interface import Check, CheckContext, CheckError, CheckResult, Status
+from checks.interface import Check, CheckContext, CheckError, CheckResult, ResultCache, Status
 from checks.repo_files import tracked_files
 
+ID = "secrets"
 BASELINE = ".secrets.baseline"
 PLUGINS_FILE = Path(__file__).with_name("secret_plugins.py")
 OUR_PLUGINS = ("TwilioAuthTokenDetector", "GoogleApiKeyDetector", "NotionTokenDetector")
@@ -137,38 +140,101 @@ def _in_spawned_workers(paths: list[str], deadline_s: float) -> Iterator[list[An
     # Leaving the block terminates the pool: no worker outlives the scan.
 
 
+def scanner_fingerprint() -> str:
+    """What a file's findings depend on besides its content: detect-secrets' version, the
+    plugins and their settings, our detectors' code."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256()
+    digest.update(version("detect-secrets").encode())
+    settings = scan_settings()
+    for plugin in settings["plugins_used"]:
+        plugin.pop("path", None)  # where our file is does not matter, what it says does
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    digest.update(PLUGINS_FILE.read_bytes())
+    return digest.hexdigest()
+
+
+def _content_digest(path: str) -> str | None:
+    """sha256 of the file's bytes; None when it cannot be read (it is then scanned, not kept)."""
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class Scan:
+    """A scan's findings, and how many files were read anew (the rest came from the cache)."""
+
+    collection: Any
+    files: int
+    scanned: int
+
+
 def scan(
     root: Path,
     files: list[str],
     *,
+    cache: ResultCache | None = None,
     serial_below: int = SERIAL_BELOW,
     deadline_s: float = SCAN_DEADLINE_S,
-) -> Any:
-    """A detect-secrets SecretsCollection of the files (paths relative to root)."""
+) -> Scan:
+    """The files' findings (paths relative to root). With a cache, a file whose bytes were
+    scanned before by the same scanner is not scanned again: its findings are those kept for
+    its sha256 (hashes of secrets and line numbers, as in the baseline; never a value), the
+    way pre-commit and ruff skip what did not change."""
     from detect_secrets import SecretsCollection
+    from detect_secrets.core.potential_secret import PotentialSecret
 
+    collection = SecretsCollection(root=str(root))
+    paths = {name: os.path.join(root, name) for name in files}
+    fingerprint = scanner_fingerprint() if cache is not None else ""
+    digests = {name: _content_digest(path) for name, path in paths.items()}
+    entry = cache.get(ID, fingerprint) if cache is not None else None
+    known: dict[str, list[dict[str, Any]]] = dict(entry.get("files", {})) if entry else {}
+    to_scan = [name for name in files if digests[name] is None or digests[name] not in known]
+    for name in files:
+        if name not in to_scan:
+            for data in known[str(digests[name])]:
+                collection[name].add(
+                    PotentialSecret.load_secret_from_dict({**data, "filename": name})
+                )
     # Never SecretsCollection.scan_files: its multiprocessing.Pool forks this process, whose
     # other threads (the checks run concurrently) may hold a module's import lock; a forked
     # child that imports that module (detect-secrets imports yaml lazily) waits for ever, and so
     # does the pool (issue 11). So: a few files in this thread, more in spawned workers.
-    collection = SecretsCollection(root=str(root))
-    paths = [os.path.join(root, name) for name in files]
+    names_of = {paths[name]: name for name in to_scan}
+    found_by_name: dict[str, list[Any]] = {name: [] for name in to_scan}
     with our_settings():
-        if len(paths) < serial_below:
-            found = _in_this_thread(paths, deadline_s)
+        targets = list(names_of)
+        if len(targets) < serial_below:
+            found = _in_this_thread(targets, deadline_s)
         else:
-            found = _in_spawned_workers(paths, deadline_s)
+            found = _in_spawned_workers(targets, deadline_s)
         for secrets in found:
             for secret in secrets:  # keyed as SecretsCollection.scan_files keys them
-                collection[os.path.relpath(secret.filename, root)].add(secret)
-    return collection
+                name = os.path.relpath(secret.filename, root)
+                collection[name].add(secret)
+                found_by_name.setdefault(name, []).append(secret)
+    if cache is not None:
+        # Only the files of this scan are kept, so the entry never grows past the tree.
+        for name, secrets in found_by_name.items():
+            if digests.get(name) is not None:
+                known[str(digests[name])] = [
+                    {k: v for k, v in s.json().items() if k != "filename"} for s in secrets
+                ]
+        current = {str(d) for d in digests.values() if d is not None}
+        cache.put(ID, fingerprint, {"files": {d: f for d, f in known.items() if d in current}})
+    return Scan(collection, len(files), len(to_scan))
 
 
 def write_baseline(root: Path) -> tuple[Path, int]:
     """Refresh .secrets.baseline from a scan now (hashes only, never values)."""
     from detect_secrets.core import baseline
 
-    collection = scan(root, files_to_scan(root))
+    collection = scan(root, files_to_scan(root)).collection
     with our_settings():
         data = baseline.format_for_output(collection)
     data.pop("generated_at", None)  # a baseline that did not change makes no diff
@@ -182,23 +248,27 @@ def write_baseline(root: Path) -> tuple[Path, int]:
     return path, sum(len(v) for v in data["results"].values())
 
 
-def new_findings(root: Path, files: list[str]) -> list[tuple[str, int, str]]:
-    """(file, line, type) of each finding not in the baseline; values are never returned."""
+def new_findings(
+    root: Path, files: list[str], cache: ResultCache | None = None
+) -> tuple[list[tuple[str, int, str]], int]:
+    """(file, line, type) of each finding not in the baseline (values are never returned), and
+    how many files were read anew rather than taken from the cache."""
     from detect_secrets import SecretsCollection
 
-    current = scan(root, files)
+    done = scan(root, files, cache=cache)
+    current = done.collection
     baseline_path = root / BASELINE
     if baseline_path.is_file():
         old = SecretsCollection.load_from_baseline(json.loads(baseline_path.read_text()))
         current = current - old
     found = [(filename, secret.line_number or 0, secret.type) for filename, secret in current]
-    return sorted(found)
+    return sorted(found), done.scanned
 
 
 class SecretScanCheck(Check):
     """No secret in the repository's files beyond those accepted in .secrets.baseline."""
 
-    id = "secrets"
+    id = ID
     title = "no new secrets in the repository"
     done_when = "detect-secrets (and our Twilio, Google, Notion detectors) finds nothing new"
     needs_target = False
@@ -208,13 +278,16 @@ class SecretScanCheck(Check):
         files = files_to_scan(root)
         if not files:
             raise CheckError(f"no files to scan under {root}", "is this the repository root?")
-        findings = await asyncio.to_thread(new_findings, root, files)
-        report = "\n".join(f"{f}:{line}: {kind}" for f, line, kind in findings)
-        ctx.reports["secret-scan.txt"] = (
-            f"scanned {len(files)} files; {len(findings)} new finding(s)\n{report}\n"
+        findings, read = await asyncio.to_thread(new_findings, root, files, ctx.cache)
+        # What was looked at, honestly: files unchanged since a kept scan were not read again.
+        scope = f"scanned {len(files)} files" + (
+            f" ({len(files) - read} unchanged since a kept scan)" if read < len(files) else ""
         )
+        report = "\n".join(f"{f}:{line}: {kind}" for f, line, kind in findings)
+        ctx.reports["secret-scan.txt"] = f"{scope}; {len(findings)} new finding(s)\n{report}\n"
         details = {
             "files_scanned": len(files),
+            "files_read_anew": read,
             "findings": [{"file": f, "line": line, "type": kind} for f, line, kind in findings],
         }
         if findings:
@@ -226,9 +299,7 @@ class SecretScanCheck(Check):
                 "or `opsctl secrets baseline`",
                 details=details,
             )
-        return self.result(
-            Status.PASS, f"scanned {len(files)} files: no new secrets", details=details
-        )
+        return self.result(Status.PASS, f"{scope}: no new secrets", details=details)
 
     def budget_s(self, ctx: CheckContext) -> float:
         return 120.0

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from checks import secrets as secrets_module
 from checks.deployfiles import SHIPPED_SCHEMA, DeployFilesCheck
 from checks.deps import DependencyAuditCheck, offline_audit, read_pins
 from checks.hygiene import HygieneCheck
@@ -29,6 +30,7 @@ from checks.interface import (
 from checks.lint import LintCheck
 from checks.secrets import SecretScanCheck
 from checks.testsuite import INSIDE_TEST_RUN, TestSuiteCheck
+from opsctl.result_cache import FileResultCache
 from opsctl.runner import Runner
 from tests.conftest import OSV_SNAPSHOT, REPO_ROOT, SHARED_DIR, write_advisories
 
@@ -101,14 +103,16 @@ def settings(root: Path, **changes: object) -> RepoSettings:
     return RepoSettings(**{**base.__dict__, **changes})  # type: ignore[arg-type]
 
 
-def run(check: Check, repo: RepoSettings) -> tuple[CheckResult, dict[str, str]]:
+def run(
+    check: Check, repo: RepoSettings, cache: FileResultCache | None = None
+) -> tuple[CheckResult, dict[str, str]]:
     """One check through the runner (as opsctl runs it); returns the result and its reports."""
     reports: dict[str, str] = {}
 
     async def go() -> CheckResult:
         async with httpx.AsyncClient() as client:
             ctx = CheckContext(
-                "repo", "", "", Expectations(), client, {}, repo=repo, reports=reports
+                "repo", "", "", Expectations(), client, {}, repo=repo, reports=reports, cache=cache
             )
             return await Runner({check.id: check}).run_check("G", check.id, ctx)
 
@@ -209,6 +213,48 @@ def test_planted_twilio_token_fails_naming_file_and_line_never_the_value(small_r
         json.dumps(result.details) + result.reason + result.hint + "".join(reports.values())
     )
     assert PLANTED_TOKEN not in everything
+
+
+def test_the_secret_scan_reads_again_only_what_changed(
+    small_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = FileResultCache(tmp_path / "cache")
+    first, _ = run(SecretScanCheck(), settings(small_repo), cache)
+    files = first.details["files_scanned"]
+    assert (first.status, first.details["files_read_anew"]) == (Status.PASS, files)
+    assert first.reason == f"scanned {files} files: no new secrets"
+
+    again, _ = run(SecretScanCheck(), settings(small_repo), cache)
+    assert again.details["files_read_anew"] == 0
+    assert (
+        again.reason
+        == f"scanned {files} files ({files} unchanged since a kept scan): no new secrets"
+    )
+
+    # A token planted in a file the cache knows: that file is read again and the token found.
+    (small_repo / "app" / "__init__.py").write_text(f'TWILIO_AUTH_TOKEN = "{PLANTED_TOKEN}"\n')
+    planted, _ = run(SecretScanCheck(), settings(small_repo), cache)
+    assert planted.status is Status.FAIL and "at app/__init__.py:1" in planted.reason
+    assert planted.details["files_read_anew"] == 1
+    # Found from the cache too, the next time; and the cache holds hashes, never the value.
+    kept, _ = run(SecretScanCheck(), settings(small_repo), cache)
+    assert (kept.status, kept.details["files_read_anew"]) == (Status.FAIL, 0)
+    assert kept.details["findings"] == planted.details["findings"]
+    cached = "".join(p.read_text() for p in (tmp_path / "cache").rglob("*.json"))
+    assert "Twilio Auth Token" in cached and PLANTED_TOKEN not in cached
+
+    # Another scanner (our detectors edited) trusts nothing kept by the old one.
+    edited = tmp_path / "secret_plugins.py"
+    edited.write_text(secrets_module.PLUGINS_FILE.read_text() + "\n# edited\n")
+    monkeypatch.setattr(secrets_module, "PLUGINS_FILE", edited)
+    rescanned, _ = run(SecretScanCheck(), settings(small_repo), cache)
+    assert rescanned.details["files_read_anew"] == files
+    assert rescanned.details["findings"] == planted.details["findings"]
+    # Without a cache (--fresh keeps but does not reuse), everything is read.
+    fresh, _ = run(
+        SecretScanCheck(), settings(small_repo), FileResultCache(tmp_path / "cache", reuse=False)
+    )
+    assert fresh.details["files_read_anew"] == files
 
 
 def test_planted_token_never_reaches_output_or_evidence(small_repo: Path, tmp_path: Path) -> None:

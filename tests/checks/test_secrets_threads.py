@@ -148,7 +148,7 @@ def scan_with_threshold(serial_below: int) -> Scan:
     """scan() with the threshold that picks its path (serial in the thread, or spawned workers)."""
 
     def run(root: Path, files: list[str]) -> Any:
-        return scan(root, files, serial_below=serial_below)
+        return scan(root, files, serial_below=serial_below).collection
 
     return run
 
@@ -174,7 +174,7 @@ def test_scan_beside_importing_threads_never_hangs_and_finds_the_token(
     small_repository: tuple[Path, list[str]], tmp_path: Path, serial_below: int, times: int
 ) -> None:
     root, files = small_repository
-    expected = findings_of(scan(root, files, serial_below=SERIAL))
+    expected = findings_of(scan(root, files, serial_below=SERIAL).collection)
     assert PLANTED in expected
 
     found = scans_beside_importers(
