@@ -32,6 +32,8 @@ EXCLUDED_PREFIXES = ("requirements/",)
 SERIAL_BELOW = 20
 # Under the check's 120 s budget, so a stuck scan ends as our one-line error, not a timeout.
 SCAN_DEADLINE_S = 110.0
+# Files whose findings the cache keeps (~100 bytes each without findings).
+KEPT_FILES_MAX = 20_000
 
 
 def scan_settings() -> dict[str, Any]:
@@ -218,15 +220,18 @@ def scan(
                 name = os.path.relpath(secret.filename, root)
                 collection[name].add(secret)
                 found_by_name.setdefault(name, []).append(secret)
-    if cache is not None:
-        # Only the files of this scan are kept, so the entry never grows past the tree.
+    if cache is not None and to_scan:
+        # Content-addressed, so one entry serves every checkout (and branch) scanned with this
+        # scanner; past KEPT_FILES_MAX, only this scan's files are kept.
         for name, secrets in found_by_name.items():
             if digests.get(name) is not None:
                 known[str(digests[name])] = [
                     {k: v for k, v in s.json().items() if k != "filename"} for s in secrets
                 ]
-        current = {str(d) for d in digests.values() if d is not None}
-        cache.put(ID, fingerprint, {"files": {d: f for d, f in known.items() if d in current}})
+        if len(known) > KEPT_FILES_MAX:
+            current = {str(d) for d in digests.values() if d is not None}
+            known = {d: f for d, f in known.items() if d in current}
+        cache.put(ID, fingerprint, {"files": known})
     return Scan(collection, len(files), len(to_scan))
 
 

@@ -627,7 +627,7 @@ def _run(
     started_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     started = time.monotonic()
     offline = resolve_advisories(advisories, environ)
-    cache = cache_for(config.path, fresh)
+    cache = cache_for(config.path, fresh, environ)
     with open_target(env, url, environ, needs_target(gates)) as target:
 
         def evidence(run: Any, outcome: str) -> Path | None:

@@ -19,6 +19,14 @@ def _utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _mtime_or_zero(path: Path) -> float:
+    """When the entry was written; 0 if another process removed it meanwhile."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 class FileResultCache:
     """`<location>/<check>/<digest>.json`, written atomically; `reuse=False` only keeps."""
 
@@ -48,12 +56,22 @@ class FileResultCache:
     def put(self, check_id: str, digest: str, entry: Mapping[str, Any]) -> None:
         """Keep the entry, stamped with the time; drop the oldest beyond KEEP_PER_CHECK."""
         path = self._path(check_id, digest)
-        write_atomically(path, json.dumps({**entry, "recorded_at": self._now()}) + "\n")
-        entries = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime)
-        for old in entries[:-KEEP_PER_CHECK]:
-            old.unlink(missing_ok=True)
+        try:
+            write_atomically(path, json.dumps({**entry, "recorded_at": self._now()}) + "\n")
+            entries = sorted(path.parent.glob("*.json"), key=_mtime_or_zero)
+            for old in entries[:-KEEP_PER_CHECK]:
+                old.unlink(missing_ok=True)
+        except OSError:
+            pass  # a cache that cannot be written (read-only checkout, full disk) only costs time
 
 
-def cache_for(config_path: Path, fresh: bool) -> FileResultCache:
-    """The cache beside opsctl.toml (`.opsctl/cache`, where the Notion outbox lives too)."""
-    return FileResultCache(config_path.parent / ".opsctl" / "cache", reuse=not fresh)
+CACHE_DIR_ENV = "OPSCTL_CACHE_DIR"
+
+
+def cache_for(config_path: Path, fresh: bool, environ: Mapping[str, str]) -> FileResultCache:
+    """The cache in OPSCTL_CACHE_DIR (a folder CI keeps between jobs, as PIP_CACHE_DIR or
+    RUFF_CACHE_DIR), else beside opsctl.toml (`.opsctl/cache`, where the Notion outbox lives).
+    Entries are keyed by their inputs' digests, so one folder serves any number of checkouts."""
+    chosen = environ.get(CACHE_DIR_ENV, "")
+    location = Path(chosen) if chosen else config_path.parent / ".opsctl" / "cache"
+    return FileResultCache(location, reuse=not fresh)

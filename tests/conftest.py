@@ -25,6 +25,10 @@ SHARED_DIR = Path(os.environ.get("SHARED_DIR", REPO_ROOT.parent / "shared"))
 # We are inside this repository's test run: the tests gate must not start it again from
 # within (checks/testsuite.py).
 os.environ.setdefault("OPSCTL_INSIDE_TEST_RUN", "1")
+# The opsctl runs the tests start share one cache (the repository's own, where `opsctl verify`
+# keeps it): the many end-to-end verifies of this repository then scan only the files they have
+# not seen (checks/secrets.py); entries are keyed by content, so sharing cannot change a result.
+os.environ.setdefault("OPSCTL_CACHE_DIR", str(REPO_ROOT / ".opsctl" / "cache"))
 # The pytest runs the tests start (the tests gate on small repositories of their own) need
 # neither hypothesis's plugin nor anyio's: they import ~1.7 s at every start (hypothesis
 # imports itself whole for its terminal summary); without them a run takes 0.7 s, not 2.4 s.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from checks.interface import CheckContext, CheckResult, Expectations, RepoSettings, Status
 from checks.testsuite import INSIDE_TEST_RUN, TestSuiteCheck, inputs_digest
-from opsctl.result_cache import KEEP_PER_CHECK, FileResultCache
+from opsctl.result_cache import CACHE_DIR_ENV, KEEP_PER_CHECK, FileResultCache
 from opsctl.runner import Runner
 from tests.conftest import REPO_ROOT
 
@@ -196,14 +197,16 @@ def test_cli_reuses_and_fresh_runs_again(repo: Path, tmp_path: Path) -> None:
         '\n[gates.QA]\ntitle = "QA"\nchecks = ["tests"]\n'
     )
 
-    def opsctl(*args: str) -> dict[str, object]:
+    def opsctl(*args: str, cache_dir: Path | None = None) -> dict[str, object]:
         command = ["check", "tests", "--env", "repo", "--config", str(config), "--json", *args]
+        env = {k: v for k, v in os.environ.items() if k != CACHE_DIR_ENV}
         done = subprocess.run(
             [sys.executable, "-m", "opsctl.cli", *command],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
             timeout=120,
+            env={**env, CACHE_DIR_ENV: str(cache_dir)} if cache_dir else env,
         )
         assert done.returncode == 0, done.stderr
         check: dict[str, object] = json.loads(done.stdout)["gates"][0]["checks"][0]
@@ -214,3 +217,8 @@ def test_cli_reuses_and_fresh_runs_again(repo: Path, tmp_path: Path) -> None:
     assert "reused" not in str(opsctl("--fresh")["reason"])
     assert runs(tmp_path) == 2
     assert (tmp_path / ".opsctl" / "cache" / "tests").is_dir(), "the cache sits beside the config"
+    # OPSCTL_CACHE_DIR (a folder CI keeps between jobs) moves it: nothing there yet, then a hit.
+    elsewhere = tmp_path / "ci-cache"
+    assert "reused" not in str(opsctl(cache_dir=elsewhere)["reason"])
+    assert "reused from the run of" in str(opsctl(cache_dir=elsewhere)["reason"])
+    assert (elsewhere / "tests").is_dir() and runs(tmp_path) == 3
