@@ -118,6 +118,8 @@ class KeepAliveSettings:
     log_dir: Path
     window_s: float = 24 * 3600.0
     slow_ms: float = 2000.0
+    interval_s: float = 14 * 60.0
+    """`opsctl warmup`'s cadence: the log must start at most this long after the window does."""
 
 
 @dataclass(frozen=True)

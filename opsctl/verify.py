@@ -191,7 +191,10 @@ async def run_gates(
             repo=config.repository(advisories),
             reports=capture.reports,
             keepalive=KeepAliveSettings(
-                config.keepalive.log_dir, config.keepalive.window_s, config.keepalive.slow_ms
+                config.keepalive.log_dir,
+                config.keepalive.window_s,
+                config.keepalive.slow_ms,
+                interval_s=config.keepalive.interval_s,
             ),
             notion=notion,
             cache=cache,
