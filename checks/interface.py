@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -11,48 +10,13 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+# Re-exported: the checks import what they return from this one module.
+from checks.statuses import SEVERITY as SEVERITY
+from checks.statuses import Status as Status
+from checks.statuses import worst as worst
+
 if TYPE_CHECKING:  # httpx is imported only when checks run (opsctl --version stays fast)
     import httpx
-
-
-class Status(enum.StrEnum):
-    """A check's or a gate's outcome."""
-
-    PASS = "PASS"  # noqa: S105 - a status, not a password
-    WARN = "WARN"
-    FAIL = "FAIL"
-    ERROR = "ERROR"
-    """Could not run: unreachable, timeout, DNS, missing secret."""
-    SKIP = "SKIP"
-    BLOCKED = "BLOCKED"
-    """A gate it needs did not pass."""
-    DOCUMENTED_BLOCKED = "DOCUMENTED-BLOCKED"
-    """A gate waived on the record (`opsctl gate waive`): known not done, never a PASS."""
-
-    @property
-    def passed(self) -> bool:
-        """PASS and WARN let the gates that need this one run."""
-        return self in (Status.PASS, Status.WARN)
-
-
-# How bad each status is when several are combined into one (a gate's checks).
-SEVERITY = {
-    Status.PASS: 0,
-    Status.SKIP: 1,
-    Status.WARN: 2,
-    Status.BLOCKED: 3,
-    Status.DOCUMENTED_BLOCKED: 3,
-    Status.ERROR: 4,
-    Status.FAIL: 5,
-}
-
-
-def worst(statuses: list[Status]) -> Status:
-    """The most severe status; SKIP only when everything was skipped."""
-    if not statuses:
-        return Status.SKIP
-    ran = [s for s in statuses if s is not Status.SKIP] or statuses
-    return max(ran, key=SEVERITY.__getitem__)
 
 
 @dataclass(frozen=True)

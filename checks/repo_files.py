@@ -21,6 +21,7 @@ SKIP_DIRS = frozenset(
         ".ruff_cache",
         ".hypothesis",
         "evidence-out",
+        ".opsctl",  # opsctl's own state: the result cache, the Notion outbox
         "build",
         "dist",
     }

@@ -66,14 +66,16 @@ def our_settings() -> Iterator[None]:
             get_mapping_from_secret_type_to_class.cache_clear()
 
 
-def files_to_scan(root: Path) -> list[str]:
-    """The repository's text files, relative, minus what cannot hold a written secret."""
+def files_to_scan(root: Path, leave_out: Path | None = None) -> list[str]:
+    """The repository's text files, relative, minus what cannot hold a written secret and the
+    result cache (`leave_out`, when it sits inside the tree: it holds hashes of findings)."""
     return [
         p.as_posix()
         for p in tracked_files(root)
         if not p.as_posix().startswith(EXCLUDED_PREFIXES)
         and p.suffix not in EXCLUDED_SUFFIXES
         and p.name != BASELINE
+        and not (leave_out is not None and (root / p).resolve().is_relative_to(leave_out.resolve()))
     ]
 
 
@@ -280,7 +282,7 @@ class SecretScanCheck(Check):
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         root = ctx.repository().root
-        files = files_to_scan(root)
+        files = files_to_scan(root, ctx.cache.location if ctx.cache is not None else None)
         if not files:
             raise CheckError(f"no files to scan under {root}", "is this the repository root?")
         findings, read = await asyncio.to_thread(new_findings, root, files, ctx.cache)

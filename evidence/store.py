@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evidence.bundle import MANIFEST, PARTIAL_PREFIX, sha256_of
-from evidence.phase_status import GateRow
+from evidence.phase_status import NOT_RUN, GateRow
 from opsctl.errors import OpsctlError
 from opsctl.exitcodes import ExitCode
 
@@ -117,28 +118,52 @@ def prune(root: Path, keep: int, stale_partial_s: float = 3600.0) -> list[Path]:
     return removed
 
 
-def phase_rows(root: Path, relative_to: Path) -> dict[str, list[GateRow]]:
-    """Per environment, the newest bundle's gates, each dated from the start of its streak."""
+SKIPPED_BY_REQUEST = "skipped with --skip"  # how bundles from before `scope` mark --skip
+
+
+def gates_run(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The gates a bundle's run was asked to run (those it left out by --only/--skip are not)."""
+    not_run = set(data.get("scope", {}).get("not_run", []))
+    return [
+        g
+        for g in data.get("gates", [])
+        if g["id"] not in not_run
+        and not (g["status"] == "SKIP" and g.get("reason") == SKIPPED_BY_REQUEST)
+    ]
+
+
+def phase_rows(
+    root: Path, relative_to: Path, configured: Sequence[tuple[str, str]]
+) -> dict[str, list[GateRow]]:
+    """Per environment, each configured gate from the newest COMPLETED run that ran it (its
+    time and link), dated from the start of its streak; a gate no such run ran is NOT RUN.
+    Interrupted bundles are listed by `evidence list` but never counted here."""
     by_env: dict[str, list[BundleInfo]] = {}
-    for bundle in list_bundles(root):
+    for bundle in list_bundles(root):  # newest first
         by_env.setdefault(bundle.env, []).append(bundle)
     rows: dict[str, list[GateRow]] = {}
     for env, bundles in by_env.items():
-        newest = bundles[0]
+        complete = [b for b in bundles if b.outcome == "completed"]
         rows[env] = []
-        for gate in newest.data.get("gates", []):
+        for gate_id, title in configured:
+            history = [(b, g) for b in complete for g in gates_run(b.data) if g["id"] == gate_id]
+            if not history:
+                rows[env].append(GateRow(gate_id, title, NOT_RUN, "", "", ""))
+                continue
+            newest, gate = history[0]
             since = newest
-            for older in bundles[1:]:
-                statuses = {g["id"]: g["status"] for g in older.data.get("gates", [])}
-                if statuses.get(gate["id"]) != gate["status"]:
+            for older, older_gate in history[1:]:
+                if older_gate["status"] != gate["status"]:
                     break
                 since = older
-            link = (since.path / "summary.md").resolve()
+            link = (newest.path / "summary.md").resolve()
             try:
                 shown = link.relative_to(relative_to.resolve()).as_posix()
             except ValueError:
                 shown = link.as_posix()
             rows[env].append(
-                GateRow(gate["id"], gate["title"], gate["status"], since.started_at[:10], shown)
+                GateRow(
+                    gate_id, title, gate["status"], since.started_at[:10], newest.started_at, shown
+                )
             )
     return rows

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,18 +46,15 @@ env_file_option = click.option(
 
 
 def _environment(env_file: Path) -> dict[str, str]:
-    """os.environ over the .env file: what is exported wins, as with docker and Render."""
-    from dotenv import dotenv_values
+    from opsctl.job import load_environ
 
-    from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
-    return {**from_file, **os.environ}
+    return load_environ(env_file)
 
 
 def _load(config_path: Path) -> Any:
-    from checks.registry import CHECKS
-    from opsctl.config import load_config
+    from opsctl.job import load
 
-    return load_config(config_path, CHECKS)
+    return load(config_path)
 
 
 @click.group()
@@ -96,96 +92,15 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @advisories_option
 @fresh_option
 @click.pass_context
-def verify(
-    ctx: click.Context,
-    env_name: str,
-    config_path: Path,
-    env_file: Path,
-    url: str | None,
-    only: tuple[str, ...],
-    skip: tuple[str, ...],
-    as_json: bool,
-    junit: Path | None,
-    evidence_dir: Path | None,
-    no_evidence: bool,
-    to_notion: bool,
-    advisories: Path | None,
-    fresh: bool,
-) -> int:
+def verify(ctx: click.Context, **options: Any) -> int:
     """Run the phase gates against an environment and give an honest verdict."""
-    from checks.children import watch_descendants
-    from evidence.signoffs import Ledger
-    from opsctl.verify import Capture, select_gates
+    from opsctl.job import VerifyRequest, execute
 
-    watch_descendants()  # what it starts dies with it, at any depth, SIGKILL included
-    config = _load(config_path)
-    env = config.environment(env_name)
-    gates, skipped = select_gates(config, only, skip)
-    capture = Capture(signoffs=Ledger(config.evidence.signoffs).entries())
-    evidence_root = None if no_evidence else (evidence_dir or config.evidence.dir)
-    environ = _environment(env_file)
-    run, bundle = _run(
-        ctx,
-        config,
-        env,
-        url,
-        gates,
-        skipped,
-        environ,
-        as_json,
-        capture,
-        evidence_root,
-        advisories,
-        fresh,
-    )
-    if junit is not None:
-        from evidence.formats.junit import render_junit
-        from opsctl.files import write_atomically
-
-        write_atomically(junit, render_junit(run))
-    _show(run, as_json)
-    if bundle is not None and not as_json:
-        click.echo(f"evidence: {bundle}")
-    if to_notion:
-        try:
-            _sync_run_to_notion(config, run, bundle, environ)
-        except Exception as exc:  # whatever went wrong, the verdict above stands
-            click.echo(f"Notion sync pending: {type(exc).__name__}: {exc}", err=True)
-    return int(run.exit_code)
+    return execute(VerifyRequest(debug=_debug(ctx), **options))
 
 
-def _sync_run_to_notion(
-    config: Any, run: Any, bundle: Path | None, environ: dict[str, str]
-) -> None:
-    """The verdict is already out: a Notion problem is reported, never turned into an exit code."""
-    import json
-
-    from evidence.formats.json_format import as_data
-    from opsctl.notion.service import evidence_link, push, run_changes
-    from opsctl.verify import configured_secrets
-
-    if bundle is not None:
-        data = json.loads((bundle / "run.json").read_text(encoding="utf-8"))
-        run_id, link = bundle.name, evidence_link(config, bundle)
-    else:
-        data, link = as_data(run), ""
-        run_id = f"{run.started_at.replace('-', '').replace(':', '')}_{run.env}"
-    changes = run_changes(data, run_id, link, configured_secrets(config, environ))
-    report = push(config, changes, environ=environ)
-    _echo_notion(report, config.notion.outbox, to_stderr=True)
-
-
-def _echo_notion(report: Any, outbox: Path, to_stderr: bool) -> None:
-    """What the sync did; on stderr after `verify` (whose stdout may be JSON)."""
-    for note in report.notes:
-        click.echo(f"notion: {note}", err=to_stderr)
-    if report.error:
-        click.echo(
-            f"Notion sync pending: {report.pending} change(s) kept in {outbox}: {report.error}",
-            err=True,
-        )
-    else:
-        click.echo(f"notion: synced: {report.line()}", err=to_stderr)
+def _debug(ctx: click.Context) -> bool:
+    return bool(ctx.obj and ctx.obj.get("debug"))
 
 
 @cli.command()
@@ -204,42 +119,11 @@ def _echo_notion(report: Any, outbox: Path, to_stderr: bool) -> None:
 @advisories_option
 @fresh_option
 @click.pass_context
-def check(
-    ctx: click.Context,
-    check_id: str,
-    env_name: str,
-    config_path: Path,
-    env_file: Path,
-    url: str | None,
-    as_json: bool,
-    advisories: Path | None,
-    fresh: bool,
-) -> int:
+def check(ctx: click.Context, **options: Any) -> int:
     """Run one check against an environment, or against the repository."""
-    from checks.children import watch_descendants
-    from checks.registry import CHECKS
-    from opsctl.config import ConfigError, Gate
+    from opsctl.job import VerifyRequest, execute
 
-    watch_descendants()
-    if check_id not in CHECKS:
-        raise ConfigError(f"no check {check_id!r}; fix: use one of: {', '.join(sorted(CHECKS))}")
-    config = _load(config_path)
-    env = config.environment(env_name)
-    gate = Gate(id=check_id, title=CHECKS[check_id].title, checks=(check_id,))
-    run, _ = _run(
-        ctx,
-        config,
-        env,
-        url,
-        [gate],
-        {},
-        _environment(env_file),
-        as_json,
-        advisories=advisories,
-        fresh=fresh,
-    )
-    _show(run, as_json)
-    return int(run.exit_code)
+    return execute(VerifyRequest(debug=_debug(ctx), **options))
 
 
 @cli.command()
@@ -529,7 +413,9 @@ def notion_sync(
             f"nothing to sync: no evidence bundles under {root}; fix: run opsctl verify"
         )
     report = push(config, changes, sync)
-    _echo_notion(report, config.notion.outbox, to_stderr=False)
+    from opsctl.job import echo_notion
+
+    echo_notion(report, config.notion.outbox, to_stderr=False)
     return int(report.exit_code)
 
 
@@ -584,117 +470,6 @@ def _refresh_phase_status(config: Any) -> None:
     from opsctl.verify import write_phase_status
 
     write_phase_status(config, config.evidence.dir)
-
-
-def _run(
-    ctx: click.Context,
-    config: Any,
-    env: Any,
-    url: str | None,
-    gates: list[Any],
-    skipped: Mapping[str, str],
-    environ: Mapping[str, str],
-    quiet: bool,
-    capture: Any = None,
-    evidence_root: Path | None = None,
-    advisories: Path | None = None,
-    fresh: bool = False,
-) -> tuple[Any, Path | None]:
-    """Open the target, run the gates (a live table on a terminal), write the evidence, close.
-
-    Interrupted (Ctrl-C, SIGTERM), the finished checks still go into a bundle marked so.
-    """
-    import asyncio
-    import time
-    from datetime import UTC, datetime
-
-    from opsctl.result_cache import cache_for
-    from opsctl.verify import (
-        Capture,
-        interrupted_run,
-        needs_target,
-        notion_settings,
-        open_target,
-        record_evidence,
-        resolve_advisories,
-        run_gates,
-        secret_values,
-    )
-
-    capture = capture or Capture()
-    debug = bool(ctx.obj and ctx.obj.get("debug"))
-    console = _rich_console() if not quiet else None
-    started_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    started = time.monotonic()
-    offline = resolve_advisories(advisories, environ)
-    cache = cache_for(config.path, fresh, environ)
-    with open_target(env, url, environ, needs_target(gates)) as target:
-
-        def evidence(run: Any, outcome: str) -> Path | None:
-            if evidence_root is None:
-                return None
-            secrets = secret_values(config, target, environ, capture)
-            return record_evidence(config, run, capture, secrets, evidence_root, outcome)
-
-        try:
-            from contextlib import nullcontext
-
-            table = None
-            if console is not None:  # rich only for a terminal
-                from opsctl.console import LiveTable
-
-                table = LiveTable(gates, console)
-            with table or nullcontext():
-                on_event = table.on_event if table is not None else None
-                notion = notion_settings(config, environ)
-                run = asyncio.run(
-                    run_gates(
-                        config,
-                        env,
-                        target,
-                        gates,
-                        skipped,
-                        on_event,
-                        debug,
-                        capture,
-                        offline,
-                        notion,
-                        cache,
-                    )
-                )
-        except KeyboardInterrupt:
-            cut = interrupted_run(
-                env, target, gates, capture, started_at, time.monotonic() - started
-            )
-            evidence(cut, "interrupted")
-            raise
-        return run, evidence(run, "completed")
-
-
-def _rich_console() -> Any:
-    """A rich console when stdout is a colour terminal; None for plain lines."""
-    if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
-        return None
-    from rich.console import Console
-
-    return Console()
-
-
-def _show(run: Any, as_json: bool) -> None:
-    if as_json:
-        from evidence.formats.json_format import render_json
-
-        click.echo(render_json(run), nl=False)
-        return
-    console = _rich_console()
-    if console is None:
-        from evidence.formats.text import render_text
-
-        click.echo(render_text(run), nl=False)
-    else:
-        from opsctl.console import print_run
-
-        print_run(run, console)
 
 
 @cli.command()

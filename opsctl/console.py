@@ -11,18 +11,9 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from checks.interface import CheckResult, Status
+from checks.interface import CheckResult
 from opsctl.config import Gate
 from opsctl.results import RunResult
-
-STYLES = {
-    Status.PASS: "bold green",
-    Status.WARN: "bold yellow",
-    Status.FAIL: "bold red",
-    Status.ERROR: "bold magenta",
-    Status.SKIP: "dim",
-    Status.BLOCKED: "dim red",
-}
 
 
 class LiveTable:
@@ -62,7 +53,7 @@ class LiveTable:
             result = self._results.get((gate_id, check_id))
             status: Text | Spinner
             if result is not None:
-                status = Text(result.status.value, style=STYLES[result.status])
+                status = Text(result.status.value, style=result.status.meaning.style)
             elif state == "running":
                 status = self._spinners[(gate_id, check_id)]
             else:
@@ -79,7 +70,7 @@ class LiveTable:
 
 def print_run(run: RunResult, console: Console) -> None:
     """The verdict line, then a table of gates and checks with reasons and hints."""
-    code_style = STYLES[Status.PASS] if run.exit_code == 0 else STYLES[Status.FAIL]
+    code_style = run.judgement.status.meaning.style
     console.print(Text(run.verdict, style=code_style))
     table = Table(box=None, header_style="bold")
     for column in ("status", "gate / check", "time", "reason"):
@@ -88,17 +79,17 @@ def print_run(run: RunResult, console: Console) -> None:
         tries = f" ({len(gate.attempts)} attempts)" if len(gate.attempts) > 1 else ""
         advisory = " [advisory]" if not gate.blocking else ""
         table.add_row(
-            Text(gate.status.value, style=STYLES[gate.status]),
+            Text(gate.status.value, style=gate.status.meaning.style),
             Text(f"{gate.gate_id} {gate.title}{advisory}{tries}", style="bold"),
             f"{gate.duration_s:.2f}s" if gate.checks else "",
             gate.reason,
         )
         for check in gate.checks:
             reason = Text(check.reason)
-            if check.hint and check.status in (Status.WARN, Status.FAIL, Status.ERROR):
+            if check.hint and check.status.meaning.shows_hint:
                 reason.append(f"\nhint: {check.hint}", style="italic")
             table.add_row(
-                Text(check.status.value, style=STYLES[check.status]),
+                Text(check.status.value, style=check.status.meaning.style),
                 f"  {check.check_id}",
                 f"{check.duration_s:.2f}s",
                 reason,

@@ -1,18 +1,6 @@
-"""Exit codes, the same whatever the output format."""
+"""Exit codes, the same whatever the output format (defined with the statuses they follow from)."""
 
 from __future__ import annotations
 
-from enum import IntEnum
-
-
-class ExitCode(IntEnum):
-    """What `opsctl` returns to the shell."""
-
-    OK = 0
-    """Every blocking gate passed (or the command did its job)."""
-    GATE_FAILED = 1
-    """A gate failed."""
-    USAGE = 2
-    """Bad usage or configuration."""
-    UNREACHABLE = 3
-    """A target could not be reached or a check could not run."""
+from checks.statuses import EXIT_MEANING as EXIT_MEANING
+from checks.statuses import ExitCode as ExitCode

@@ -32,6 +32,43 @@ class GateResult:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """Which gates the run was asked to run: all, or a part (--only / --skip)."""
+
+    only: tuple[str, ...] = ()
+    skip: tuple[str, ...] = ()
+    not_run: tuple[str, ...] = ()
+    """Configured gates this run did not run (left out by --only, or skipped with --skip)."""
+
+    @property
+    def partial(self) -> bool:
+        """Did the run leave any configured gate out?"""
+        return bool(self.not_run)
+
+    def describe(self) -> str:
+        """'partial: --only P2.1; 5 gates not run (P2.2, ...)', or '' for a whole run."""
+        if not self.partial:
+            return ""
+        asked = " ".join([*(f"--only {g}" for g in self.only), *(f"--skip {g}" for g in self.skip)])
+        count = len(self.not_run)
+        gates = "gate" if count == 1 else "gates"
+        return f"partial: {asked}; {count} {gates} not run ({', '.join(self.not_run)})"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The run's exit code and its one line, decided together (judge)."""
+
+    exit_code: ExitCode
+    line: str
+    status: Status
+    """The verdict's own status (its word and colour): the deciding gate's, ERROR when nothing
+    ran, else PASS or WARN (a pass with warnings)."""
+    deciding: GateResult | None = None
+    """The blocking gate that holds the exit code above 0, if any."""
+
+
+@dataclass(frozen=True)
 class RunResult:
     """Everything `opsctl verify` found, in gate order."""
 
@@ -40,47 +77,47 @@ class RunResult:
     started_at: str
     duration_s: float
     gates: tuple[GateResult, ...]
+    scope: Scope = Scope()
+
+    @property
+    def judgement(self) -> Verdict:
+        """The verdict: exit code and line (computed by judge, the only place that decides)."""
+        return judge(self.gates, self.scope)
 
     @property
     def exit_code(self) -> ExitCode:
-        """0 all blocking gates passed (warnings allowed); 1 one failed; 3 one could not run."""
-        return exit_code_for(self.gates)
+        """See checks/statuses.py: each status's exit code; the most severe blocking gate wins."""
+        return self.judgement.exit_code
 
     @property
     def verdict(self) -> str:
         """One line that comes before any detail."""
-        return verdict_line(self.gates)
+        return self.judgement.line
 
 
-def _blocking(gates: tuple[GateResult, ...]) -> list[GateResult]:
-    return [g for g in gates if g.blocking]
+def in_scope(gates: tuple[GateResult, ...], scope: Scope) -> list[GateResult]:
+    """The gates the run was asked to run (a gate skipped with --skip is not one)."""
+    return [g for g in gates if g.gate_id not in scope.not_run]
 
 
-def exit_code_for(gates: tuple[GateResult, ...]) -> ExitCode:
-    """The same code whatever the output format; a failure outranks a check that could not run."""
-    statuses = {g.status for g in _blocking(gates)}
-    if Status.FAIL in statuses:
-        return ExitCode.GATE_FAILED
-    if Status.ERROR in statuses:
-        return ExitCode.UNREACHABLE
-    if not any(g.status.passed for g in gates):
-        # Nothing passed and nothing failed: everything was skipped. Not a pass.
-        return ExitCode.UNREACHABLE
-    return ExitCode.OK
-
-
-def verdict_line(gates: tuple[GateResult, ...]) -> str:
-    """'PASS: ...', 'FAIL: ...' or 'ERROR: ...' with counts and the first problem named."""
-    code = exit_code_for(gates)
+def judge(gates: tuple[GateResult, ...], scope: Scope = Scope()) -> Verdict:
+    """The exit code and the verdict line, from the same facts: the blocking gates in scope
+    that are not done (checks/statuses.py says which statuses are), the most severe first."""
+    counted = in_scope(gates, scope)
     counts = {s: sum(g.status is s for g in gates) for s in Status}
     tally = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
-    if code is ExitCode.OK:
-        # An advisory gate that failed or could not run is a warning too, not a clean pass.
-        flawed = counts[Status.WARN] + counts[Status.FAIL] + counts[Status.ERROR]
-        word = "PASS with warnings" if flawed else "PASS"
-        return f"{word}: every blocking gate passed ({tally})"
-    if code is ExitCode.UNREACHABLE and not any(g.status is Status.ERROR for g in gates):
-        return f"ERROR: no gate ran a check ({tally})"
-    wanted = Status.FAIL if code is ExitCode.GATE_FAILED else Status.ERROR
-    first = next(g for g in _blocking(gates) if g.status is wanted)
-    return f"{wanted.value}: gate {first.gate_id} {first.title}: {first.reason} ({tally})"
+    suffix = f" ({tally})" + (f"; {scope.describe()}" if scope.partial else "")
+    open_gates = [g for g in counted if g.blocking and not g.status.meaning.done]
+    if open_gates:
+        first = max(open_gates, key=lambda g: g.status.meaning.severity)  # the first of the worst
+        line = f"{first.status.value}: gate {first.gate_id} {first.title}: {first.reason}{suffix}"
+        return Verdict(first.status.meaning.exit_code, line, first.status, first)
+    if not any(g.status.passed for g in counted):
+        # Nothing passed and nothing is open: nothing ran (all skipped or waived). Not a pass.
+        return Verdict(ExitCode.UNREACHABLE, f"ERROR: no gate ran a check{suffix}", Status.ERROR)
+    clean = all(g.status is Status.PASS for g in counted)
+    waived = any(g.blocking and g.status is Status.DOCUMENTED_BLOCKED for g in counted)
+    word = "PASS" if clean else "PASS with warnings"
+    passed = "passed or is waived" if waived else "passed"
+    status = Status.PASS if clean else Status.WARN
+    return Verdict(ExitCode.OK, f"{word}: every blocking gate {passed}{suffix}", status)

@@ -272,13 +272,15 @@ def record_evidence(
     return bundle
 
 
-def write_phase_status(config: Config, root: Path) -> Path:
-    """PHASE-STATUS.md from the newest bundle of each environment and the sign-off ledger."""
+def write_phase_status(config: Config, root: Path) -> Path | None:
+    """PHASE-STATUS.md from the configured evidence dir's bundles and the sign-off ledger; a run
+    into another evidence dir (--evidence-dir) leaves the configured page alone (None)."""
+    if root.resolve() != config.evidence.dir.resolve():
+        return None
     target = config.evidence.phase_status
-    text = render_phase_status(
-        phase_rows(root, target.parent), Ledger(config.evidence.signoffs).entries()
-    )
-    write_atomically(target, text)
+    configured = [(gate.id, gate.title) for gate in config.gates.values()]
+    rows = phase_rows(root, target.parent, configured)
+    write_atomically(target, render_phase_status(rows, Ledger(config.evidence.signoffs).entries()))
     return target
 
 

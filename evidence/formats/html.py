@@ -8,16 +8,6 @@ from typing import Any
 from checks.interface import CheckResult, Status
 from opsctl.results import RunResult
 
-COLOURS = {
-    Status.PASS: "#1a7f37",
-    Status.WARN: "#9a6700",
-    Status.FAIL: "#cf222e",
-    Status.ERROR: "#8250df",
-    Status.SKIP: "#6e7781",
-    Status.BLOCKED: "#bc4c00",
-    Status.DOCUMENTED_BLOCKED: "#0969da",
-}
-
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:60rem;
 color:#1f2328;padding:0 1rem}
@@ -33,7 +23,8 @@ font-weight:600;font-size:.85rem;text-align:center}
 
 
 def _badge(status: Status) -> str:
-    return f'<span class="badge" style="background:{COLOURS[status]}">{escape(status.value)}</span>'
+    colour = status.meaning.colour
+    return f'<span class="badge" style="background:{colour}">{escape(status.value)}</span>'
 
 
 def _latencies(run: RunResult) -> dict[str, Any] | None:
@@ -71,7 +62,7 @@ def latency_chart(details: dict[str, Any] | None) -> str:
 
 def _check_row(check: CheckResult) -> str:
     hint = ""
-    if check.hint and check.status in (Status.WARN, Status.FAIL, Status.ERROR):
+    if check.hint and check.status.meaning.shows_hint:
         hint = f'<div class="hint">hint: {escape(check.hint)}</div>'
     return (
         f"<tr><td>{_badge(check.status)}</td><td>{escape(check.title)}</td>"
@@ -81,8 +72,7 @@ def _check_row(check: CheckResult) -> str:
 
 def render_html(run: RunResult, outcome: str = "completed") -> str:
     """The whole report as one HTML document."""
-    code = run.exit_code
-    colour = COLOURS[Status.PASS] if code == 0 else COLOURS[Status.FAIL]
+    colour = run.judgement.status.meaning.colour
     note = (
         "" if outcome == "completed" else f"<p><strong>This run was {escape(outcome)}.</strong></p>"
     )

@@ -41,13 +41,20 @@ def _gate(gate: GateResult) -> dict[str, Any]:
 
 def as_data(run: RunResult) -> dict[str, Any]:
     """The run as JSON-ready data."""
+    verdict = run.judgement
     return {
         "schema": SCHEMA_ID,
         "env": run.env,
         "target": run.target,
         "started_at": run.started_at,
         "duration_s": run.duration_s,
-        "verdict": {"line": run.verdict, "exit_code": int(run.exit_code)},
+        "verdict": {"line": verdict.line, "exit_code": int(verdict.exit_code)},
+        "scope": {
+            "partial": run.scope.partial,
+            "only": list(run.scope.only),
+            "skip": list(run.scope.skip),
+            "not_run": list(run.scope.not_run),
+        },
         "gates": [_gate(g) for g in run.gates],
     }
 

@@ -7,46 +7,45 @@ from xml.etree import ElementTree
 from checks.interface import Status
 from opsctl.results import RunResult
 
+COUNTED = {"failure": "failures", "error": "errors", "skipped": "skipped"}
+
+
+def _element(status: Status, in_scope: bool) -> str | None:
+    """The testcase's child element: the status's own (checks/statuses.py); a gate the run was
+    not asked to run is skipped, whatever its status."""
+    return status.meaning.junit if in_scope else "skipped"
+
 
 def render_junit(run: RunResult) -> str:
-    """The run as JUnit XML: FAIL is a failure, ERROR an error, SKIP and BLOCKED skipped."""
+    """The run as JUnit XML: each status as checks/statuses.py maps it (FAIL and BLOCKED a
+    failure, ERROR an error, SKIP and DOCUMENTED-BLOCKED skipped, PASS and WARN passed)."""
     suites = ElementTree.Element(
         "testsuites", name=f"opsctl verify {run.env}", time=f"{run.duration_s:.3f}"
     )
     for gate in run.gates:
-        cases = gate.checks or ()
-        suite = ElementTree.SubElement(
-            suites,
-            "testsuite",
-            name=f"{gate.gate_id} {gate.title}",
-            tests=str(max(len(cases), 1)),
-            failures=str(sum(c.status is Status.FAIL for c in cases)),
-            errors=str(sum(c.status is Status.ERROR for c in cases)),
-            skipped=str(sum(c.status is Status.SKIP for c in cases) + (0 if cases else 1)),
-            time=f"{gate.duration_s:.3f}",
-        )
-        if not cases:  # a skipped or blocked gate still shows up, with its reason
+        in_scope = gate.gate_id not in run.scope.not_run
+        # A gate without checks (skipped, blocked, waived) is one testcase with its reason.
+        cases = [(c.check_id, c.status, c.reason, c.hint, c.duration_s) for c in gate.checks] or [
+            (gate.gate_id, gate.status, gate.reason, "", 0.0)
+        ]
+        attributes = {"name": f"{gate.gate_id} {gate.title}", "tests": str(len(cases))}
+        attributes |= dict.fromkeys(COUNTED.values(), "0")  # counted below, kept in this order
+        attributes["time"] = f"{gate.duration_s:.3f}"
+        suite = ElementTree.SubElement(suites, "testsuite", attributes)
+        totals = dict.fromkeys(COUNTED.values(), 0)
+        for name, status, reason, hint, duration in cases:
             case = ElementTree.SubElement(
-                suite, "testcase", classname=gate.gate_id, name=gate.gate_id
+                suite, "testcase", classname=gate.gate_id, name=name, time=f"{duration:.3f}"
             )
-            ElementTree.SubElement(case, "skipped", message=f"{gate.status.value}: {gate.reason}")
-            continue
-        for check in cases:
-            case = ElementTree.SubElement(
-                suite,
-                "testcase",
-                classname=gate.gate_id,
-                name=check.check_id,
-                time=f"{check.duration_s:.3f}",
-            )
-            message = check.reason + (f" (hint: {check.hint})" if check.hint else "")
-            tag = {Status.FAIL: "failure", Status.ERROR: "error", Status.SKIP: "skipped"}.get(
-                check.status
-            )
-            if tag:
+            message = f"{status.value}: {reason}" + (f" (hint: {hint})" if hint else "")
+            tag = _element(status, in_scope)
+            if tag is not None:
                 ElementTree.SubElement(case, tag, message=message)
-            elif check.status is Status.WARN:
-                ElementTree.SubElement(case, "system-out").text = f"WARN: {message}"
+                totals[COUNTED[tag]] += 1
+            elif status is not Status.PASS:
+                ElementTree.SubElement(case, "system-out").text = message
+        for key, value in totals.items():
+            suite.set(key, str(value))
     ElementTree.indent(suites)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(suites, "unicode") + "\n"

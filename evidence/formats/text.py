@@ -17,6 +17,6 @@ def render_text(run: RunResult) -> str:
         for check in gate.checks:
             timing = f"({check.duration_s:.2f}s)"
             lines.append(f"  {check.status.value:<7} {check.check_id} {timing}: {check.reason}")
-            if check.hint and check.status.value in ("WARN", "FAIL", "ERROR"):
+            if check.hint and check.status.meaning.shows_hint:
                 lines.append(f"          hint: {check.hint}")
     return "\n".join(lines) + "\n"

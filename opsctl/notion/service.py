@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from evidence.redact import Redactor
-from evidence.store import BundleInfo, list_bundles, resolve
+from evidence.store import BundleInfo, gates_run, list_bundles, resolve
 from opsctl.config import Config
 from opsctl.files import write_atomically
 from opsctl.notion.gateway import (
@@ -116,7 +116,7 @@ def run_changes(
             ),
             started,
         )
-        for gate in data.get("gates", [])
+        for gate in gates_run(data)  # a gate left out by --only/--skip keeps its row as it is
     ]
     counts: dict[str, int] = {}
     for gate in data.get("gates", []):
@@ -189,6 +189,11 @@ def newest_bundles(root: Path, env_names: Iterable[str], ref: str | None) -> lis
     wanted = set(env_names)
     if ref:
         bundle = resolve(root, ref)
+        if bundle.outcome != "completed":
+            raise NotionSetupError(
+                f"bundle {bundle.name} is {bundle.outcome}: it is never synced; "
+                "fix: name a completed bundle, or run opsctl verify again"
+            )
         if wanted and bundle.env not in wanted:
             raise NotionSetupError(
                 f"bundle {bundle.name} is for {bundle.env}, not {', '.join(sorted(wanted))}; "
@@ -197,12 +202,14 @@ def newest_bundles(root: Path, env_names: Iterable[str], ref: str | None) -> lis
         return [bundle]
     newest: dict[str, BundleInfo] = {}
     for bundle in list_bundles(root):  # newest first
+        if bundle.outcome != "completed":
+            continue  # an interrupted run is evidence of nothing: it is never pushed
         if (not wanted or bundle.env in wanted) and bundle.env not in newest:
             newest[bundle.env] = bundle
     missing = sorted(wanted - set(newest))
     if missing:
         raise NotionSetupError(
-            f"no evidence bundle for {missing[0]} under {root}; "
+            f"no completed evidence bundle for {missing[0]} under {root}; "
             f"fix: run opsctl verify --env {missing[0]}"
         )
     return list(newest.values())

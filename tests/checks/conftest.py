@@ -44,6 +44,8 @@ checks = ["https", "health", "warmup", "audio", "metrics"]
 title = "Security"
 checks = []
 needs = ["P2.1", "P2.2"]
+# Advisory: a blocking gate that checks nothing can never be done (exit 3).
+blocking = false
 skip_reason = "no checks yet"
 """
 

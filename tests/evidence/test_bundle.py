@@ -18,7 +18,7 @@ import pytest
 from bot.signature import sign
 from evidence.bundle import BundleInputs, EvidenceError, EvidenceWriter
 from evidence.formats.markdown import render_summary
-from evidence.phase_status import GateRow, render_phase_status
+from evidence.phase_status import NOT_RUN, GateRow, render_phase_status
 from evidence.redact import REDACTED, Redactor
 from evidence.signoffs import Signoff
 from evidence.store import list_bundles, verify_bundle
@@ -78,17 +78,33 @@ def test_summary_md_golden() -> None:
 def test_phase_status_golden_and_stable() -> None:
     rows = {
         "render": [
-            GateRow("P2.1", "Twilio pipeline", "FAIL", "2026-11-20", "evidence-out/a/summary.md"),
+            GateRow(
+                "P2.1",
+                "Twilio pipeline",
+                "FAIL",
+                "2026-11-20",
+                "2026-11-22T09:00:00Z",
+                "evidence-out/a/summary.md",
+            ),
+            GateRow("P2.2", "Render deploy", NOT_RUN, "", "", ""),
             GateRow(
                 "P2.3",
                 "Keep-alive",
                 "DOCUMENTED-BLOCKED",
                 "2026-11-21",
+                "2026-11-21T08:00:00Z",
                 "evidence-out/b/summary.md",
             ),
         ],
         "local": [
-            GateRow("P2.1", "Twilio pipeline", "PASS", "2026-11-22", "evidence-out/c/summary.md")
+            GateRow(
+                "P2.1",
+                "Twilio pipeline",
+                "PASS",
+                "2026-11-22",
+                "2026-11-22T10:00:00Z",
+                "evidence-out/c/summary.md",
+            )
         ],
     }
     text = render_phase_status(rows, SIGNOFFS)

@@ -21,7 +21,7 @@ SCHEMA = REPO_ROOT / "evidence" / "schemas" / "verify-v1.json"
 
 
 def sample_run() -> RunResult:
-    """Every status, a retried gate, a blocked gate and an advisory one."""
+    """Every status (a test checks), a retried gate, a blocked, a waived and an advisory gate."""
     webhook = CheckResult(
         "webhook",
         "/webhook 403 unsigned, 200 signed",
@@ -57,6 +57,14 @@ def sample_run() -> RunResult:
         0.3,
     )
     https = CheckResult("https", "served over https", Status.SKIP, "local allows http", "", 0.0)
+    suite = CheckResult(
+        "tests",
+        "the test suite passes with coverage",
+        Status.ERROR,
+        "the test suite did not finish within 1800s (stopped)",
+        "find the test that hangs",
+        1800.0,
+    )
     return RunResult(
         env="render",
         target="https://clara.example",
@@ -86,7 +94,24 @@ def sample_run() -> RunResult:
                 ),
                 11.6,
             ),
+            GateResult(
+                "P2.3",
+                "Keep-alive",
+                True,
+                Status.DOCUMENTED_BLOCKED,
+                "waived by PM at 2026-11-21T08:00:00Z: lands with issue 6",
+            ),
             GateResult("P2.4", "Notion", False, Status.SKIP, "no checks yet"),
+            GateResult(
+                "P2.5",
+                "QA",
+                True,
+                Status.ERROR,
+                "tests: the test suite did not finish within 1800s (stopped)",
+                (suite,),
+                (GateAttempt(1, Status.ERROR, (suite,)),),
+                1800.0,
+            ),
             GateResult("P2.6", "Security", True, Status.BLOCKED, "needs P2.1 (FAIL)"),
         ),
     )
@@ -110,9 +135,37 @@ def test_json_follows_the_published_schema() -> None:
     jsonschema.validate(data, schema, format_checker=jsonschema.FormatChecker())
     assert data["verdict"] == {
         "line": "FAIL: gate P2.1 Twilio pipeline: webhook: unsigned got 200, expected 403 "
-        "(1 WARN, 1 FAIL, 1 SKIP, 1 BLOCKED)",
+        "(1 WARN, 1 FAIL, 1 ERROR, 1 SKIP, 1 BLOCKED, 1 DOCUMENTED-BLOCKED)",
         "exit_code": 1,
     }
+
+
+def test_the_sample_holds_every_status() -> None:
+    """So a status added to the enum is rendered by every golden test below, or this fails."""
+    run = sample_run()
+    seen = {g.status for g in run.gates} | {c.status for g in run.gates for c in g.checks}
+    assert seen == set(Status)
+
+
+def test_terminal_golden_renders_every_status_in_its_colour() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from opsctl.console import print_run
+
+    out = StringIO()
+    console = Console(file=out, force_terminal=True, color_system="standard", width=120)
+    print_run(sample_run(), console)
+    golden = GOLDEN / "verify.terminal"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(out.getvalue())
+    assert out.getvalue() == golden.read_text()
+    for status in Status:  # each status's own style, from checks/statuses.py
+        styled = Console(file=StringIO(), force_terminal=True, color_system="standard")
+        styled.print(status.value, style=status.meaning.style, end="")
+        start = styled.file.getvalue().removesuffix("\x1b[0m")  # type: ignore[attr-defined]
+        assert start in out.getvalue(), status
 
 
 def test_junit_is_parseable_and_counts(tmp_path: Path) -> None:
@@ -122,6 +175,9 @@ def test_junit_is_parseable_and_counts(tmp_path: Path) -> None:
     suites = {s.get("name"): s for s in root.iter("testsuite")}
     assert suites["P2.1 Twilio pipeline"].get("failures") == "1"
     assert suites["P2.2 Render deploy"].get("skipped") == "1"
-    assert suites["P2.6 Security"].find("testcase/skipped").get("message") == (  # type: ignore[union-attr]
+    # A blocked blocking gate makes the run fail: a CI dashboard must show it red, not skipped.
+    assert suites["P2.6 Security"].find("testcase/failure").get("message") == (  # type: ignore[union-attr]
         "BLOCKED: needs P2.1 (FAIL)"
     )
+    assert suites["P2.3 Keep-alive"].get("skipped") == "1"
+    assert suites["P2.5 QA"].get("errors") == "1"

@@ -133,7 +133,11 @@ def test_a_waived_gate_is_documented_blocked_everywhere(
     out = capsys.readouterr().out
     assert code == 3  # nothing ran: a waiver is never a pass
     assert "DOCUMENTED-BLOCKED P2.3 Keep-alive: waived by PM at " in out
-    assert out.splitlines()[0].endswith("(1 SKIP, 1 DOCUMENTED-BLOCKED)")
+    verdict = out.splitlines()[0]
+    assert verdict.startswith("ERROR: no gate ran a check (") and "1 DOCUMENTED-BLOCKED)" in verdict
+    assert verdict.endswith(
+        "; partial: --only P2.3 --skip P2.2; 5 gates not run (P2.1, P2.2, P2.4, P2.5, P2.6)"
+    )
     bundle = next(p for p in (config.parent / "evidence-out").iterdir())
     assert "| P2.3 | waived (DOCUMENTED-BLOCKED) | PM |" in (bundle / "summary.md").read_text()
     status = (config.parent / "PHASE-STATUS.md").read_text()

@@ -1,0 +1,142 @@
+"""Partial, waived and interrupted runs as users script them: never a PASS they did not earn,
+never a closed phase, never a rewritten page they did not ask for (issue 12)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jsonschema
+
+from checks.interface import Status
+from evidence.bundle import BundleInputs, EvidenceWriter
+from evidence.phase_status import NOT_RUN
+from evidence.store import phase_rows
+from opsctl.results import GateResult, RunResult, Scope
+from tests.conftest import REPO_ROOT, config_copy
+
+OPSCTL = [sys.executable, "-m", "opsctl.cli"]
+SCHEMA = json.loads((REPO_ROOT / "evidence" / "schemas" / "verify-v1.json").read_text())
+
+
+def opsctl(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    return subprocess.run(
+        [*OPSCTL, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_blocking_gate_that_never_ran_is_not_a_pass() -> None:
+    """`--only P2.6 --skip P2.1` said `PASS: every blocking gate passed` and exited 0."""
+    done = opsctl("verify", "--env", "local", "--only", "P2.6", "--skip", "P2.1", "--no-evidence")
+    verdict = done.stdout.splitlines()[0]
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert verdict.startswith("BLOCKED: gate P2.6 Security: needs P2.1 (SKIP) ("), verdict
+    assert verdict.endswith(
+        "; partial: --only P2.6 --skip P2.1; 4 gates not run (P2.1, P2.3, P2.4, P2.5)"
+    )
+
+
+def test_a_waived_gate_and_what_it_blocks_in_every_format(tmp_path: Path) -> None:
+    """A waived P2.1 crashed the terminal table and was missing from the JSON schema; the gate it
+    blocks said `PASS with warnings`, exit 0."""
+    config = str(config_copy(tmp_path))
+    assert (
+        opsctl(
+            "gate",
+            "waive",
+            "P2.1",
+            "--reason",
+            "Twilio number pending",
+            "--by",
+            "PM",
+            "--config",
+            config,
+        ).returncode
+        == 0
+    )
+    junit = tmp_path / "verify.xml"
+    as_json = opsctl(
+        "verify",
+        "--env",
+        "local",
+        "--only",
+        "P2.6",
+        "--skip",
+        "P2.5",
+        "--config",
+        config,
+        "--json",
+        "--junit",
+        str(junit),
+    )
+    assert as_json.returncode == 1, as_json.stderr
+    run = json.loads(as_json.stdout)
+    jsonschema.validate(run, SCHEMA)
+    status = {g["id"]: (g["status"], g["reason"]) for g in run["gates"]}
+    assert status["P2.1"][0] == "DOCUMENTED-BLOCKED"
+    assert status["P2.6"] == ("BLOCKED", "needs P2.1 (DOCUMENTED-BLOCKED)")
+    assert run["verdict"]["exit_code"] == 1 and run["scope"]["partial"] is True
+    assert 'message="BLOCKED: needs P2.1 (DOCUMENTED-BLOCKED)"' in junit.read_text()
+    text = opsctl("verify", "--env", "local", "--only", "P2.6", "--config", config, "--no-evidence")
+    assert text.returncode == 1 and "Traceback" not in text.stderr
+    assert text.stdout.startswith("BLOCKED: gate P2.6 Security: needs P2.1 (DOCUMENTED-BLOCKED)")
+
+
+def test_another_evidence_dir_leaves_the_configured_page_alone(tmp_path: Path) -> None:
+    config = config_copy(tmp_path)
+    other = tmp_path / "elsewhere"
+    done = opsctl(
+        "verify",
+        "--env",
+        "local",
+        "--only",
+        "P2.1",
+        "--config",
+        str(config),
+        "--evidence-dir",
+        str(other),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [p.name for p in other.iterdir() if not p.name.startswith(".")]
+    assert not (tmp_path / "PHASE-STATUS.md").exists()
+
+
+def gates(*pairs: tuple[str, Status]) -> tuple[GateResult, ...]:
+    return tuple(GateResult(g, f"title {g}", True, s, "why") for g, s in pairs)
+
+
+def bundle(root: Path, hour: int, run: RunResult, outcome: str = "completed") -> None:
+    def now() -> datetime:
+        return datetime(2026, 11, 28, hour, 0, 0, tzinfo=UTC)
+
+    inputs = BundleInputs(run, "0.1.0", "abc1234", f"2026-11-28T{hour:02d}:00:05Z", outcome)
+    EvidenceWriter(root, now=now).write(inputs, secrets=[])
+
+
+def test_the_phase_page_takes_each_gate_from_the_newest_completed_run_that_ran_it(
+    tmp_path: Path,
+) -> None:
+    """After a whole run with a FAIL, a partial run and an interrupted one, the FAIL stands."""
+    root = tmp_path / "evidence-out"
+    configured = [(g, f"title {g}") for g in ("P2.1", "P2.2", "P2.5", "P2.7")]
+    whole = gates(("P2.1", Status.FAIL), ("P2.2", Status.PASS), ("P2.5", Status.FAIL))
+    bundle(root, 8, RunResult("local", "", "2026-11-28T08:00:00Z", 1.0, whole))
+    bundle(root, 9, RunResult("local", "", "2026-11-28T09:00:00Z", 1.0, whole))
+    partial = gates(("P2.1", Status.PASS), ("P2.5", Status.SKIP))
+    scope = Scope(only=("P2.1",), skip=("P2.5",), not_run=("P2.2", "P2.5", "P2.7"))
+    bundle(root, 10, RunResult("local", "", "2026-11-28T10:00:00Z", 1.0, partial, scope))
+    cut = gates(("P2.1", Status.ERROR), ("P2.2", Status.ERROR), ("P2.5", Status.ERROR))
+    bundle(root, 11, RunResult("local", "", "2026-11-28T11:00:00Z", 1.0, cut), "interrupted")
+
+    rows = {r.gate_id: r for r in phase_rows(root, tmp_path, configured)["local"]}
+
+    assert (rows["P2.1"].status, rows["P2.1"].run_at) == ("PASS", "2026-11-28T10:00:00Z")
+    assert (rows["P2.2"].status, rows["P2.2"].run_at) == ("PASS", "2026-11-28T09:00:00Z")
+    assert (rows["P2.5"].status, rows["P2.5"].since) == ("FAIL", "2026-11-28")
+    assert rows["P2.5"].link.endswith("20261128T090000Z_local/summary.md")
+    assert (rows["P2.7"].status, rows["P2.7"].link) == (NOT_RUN, "")
