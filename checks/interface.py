@@ -129,6 +129,9 @@ class CheckContext:
     clock: Callable[[], float] = time.perf_counter
     derived_secrets: set[str] = field(default_factory=set)
     """Values computed from secrets (signatures): checks add them, evidence redacts them."""
+    known_secrets: frozenset[tuple[str, str]] = frozenset()
+    """(variable, value) of every secret the run knows (the runner adds the target's token): no
+    result shows their values, and a check whose request the bot answers with one FAILs."""
     repo: RepoSettings | None = None
     reports: dict[str, str] = field(default_factory=dict)
     """Tool reports kept as evidence (name -> text): checks add them."""

@@ -1,4 +1,10 @@
-"""Write an evidence bundle: render, redact, prove no secret is left, then rename into place."""
+"""Write an evidence bundle: render, redact, prove no secret is left, then rename into place.
+
+The results arrive redacted (the runner redacts each check's result) and so do the transcripts
+(the recorder redacts each body before cutting it); the writer redacts again with every secret
+value the run knows, before serialising (a value in a JSON body is escaped twice in a JSON
+transcript) and after rendering, then scans what it wrote and keeps nothing if a secret is left.
+"""
 
 from __future__ import annotations
 
@@ -61,11 +67,15 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _transcripts(exchanges: Sequence[Exchange]) -> tuple[dict[str, str], dict[str, str]]:
-    """(files by path, path by 'GATE/CHECK'): one JSON file of exchanges per check."""
+def _transcripts(
+    exchanges: Sequence[Exchange], redactor: Redactor
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(files by path, path by 'GATE/CHECK'): one JSON file of exchanges per check, each value
+    redacted before it is escaped into JSON."""
     by_check: dict[str, list[dict[str, Any]]] = {}
     for exchange in exchanges:
-        by_check.setdefault(exchange.check or "other", []).append(exchange.as_dict())
+        item = redactor.redact_data(exchange.as_dict())
+        by_check.setdefault(exchange.check or "other", []).append(item)
     files, links = {}, {}
     for key, items in sorted(by_check.items()):
         path = f"transcripts/{key.replace('/', '--')}.json"
@@ -74,10 +84,10 @@ def _transcripts(exchanges: Sequence[Exchange]) -> tuple[dict[str, str], dict[st
     return files, links
 
 
-def render_files(inputs: BundleInputs) -> dict[str, str]:
+def render_files(inputs: BundleInputs, redactor: Redactor | None = None) -> dict[str, str]:
     """Every file of the bundle but the manifest, by relative path."""
     run = inputs.run
-    transcripts, links = _transcripts(inputs.exchanges)
+    transcripts, links = _transcripts(inputs.exchanges, redactor or Redactor(()))
     data = as_data(run)
     data.update(
         schema=BUNDLE_SCHEMA,
@@ -121,7 +131,7 @@ class EvidenceWriter:
         partial = self.root / f"{PARTIAL_PREFIX}{name}-{os.getpid()}"
         redactor = self._redactor(secrets)
         try:
-            for relative, text in render_files(inputs).items():
+            for relative, text in render_files(inputs, redactor).items():
                 _write_synced(partial / relative, redactor.redact(text))
             leaked = redactor.leaks(partial)
             if leaked:

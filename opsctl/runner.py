@@ -1,4 +1,9 @@
-"""Run gates concurrently: checks in parallel on one HTTP client, needs respected, retries kept."""
+"""Run gates concurrently: checks in parallel on one HTTP client, needs respected, retries kept.
+
+Every result leaves the runner redacted (no value of a secret the run knows, nor of one derived
+from it), so no output format has to remember to redact; and a check whose request the bot
+answered with a known secret FAILs, naming the variable and where it was seen.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,9 @@ from datetime import UTC, datetime
 import httpx
 
 from checks.interface import Check, CheckContext, CheckError, CheckResult, Status, worst
+from evidence.redact import Redactor, is_secret_like
 from evidence.signoffs import Signoff, signed_items, waiver_of
-from evidence.transcripts import current_check
+from evidence.transcripts import Exposure, Watch, current_check, current_watch
 from opsctl.config import Gate
 from opsctl.results import GateAttempt, GateResult, RunResult
 
@@ -47,6 +53,58 @@ def describe_http_error(exc: httpx.HTTPError, timeout_s: float) -> tuple[str, st
     return (
         f"HTTP error talking to {url}: {type(exc).__name__}: {exc}",
         "the service broke the connection: look at its logs",
+    )
+
+
+def known_secrets(ctx: CheckContext) -> frozenset[tuple[str, str]]:
+    """(variable, value) of every secret the run knows: the context's, and the target's token."""
+    pairs = set(ctx.known_secrets)
+    token = ctx.secrets.get(ctx.token_env, "")
+    if token:
+        pairs.add((ctx.token_env, token))
+    return frozenset((name, value) for name, value in pairs if is_secret_like(value))
+
+
+def hidden_values(ctx: CheckContext) -> set[str]:
+    """Every value no output may show: known secrets and what checks derived from them so far."""
+    return {value for _, value in known_secrets(ctx)} | set(ctx.derived_secrets)
+
+
+def redactor_for(ctx: CheckContext) -> Redactor:
+    """A redactor for everything hidden right now (checks add derived values as they run)."""
+    return Redactor(hidden_values(ctx))
+
+
+def redacted(result: CheckResult, redactor: Redactor) -> CheckResult:
+    """The result with every secret out of its reason, hint and details (keys and values)."""
+    return replace(
+        result,
+        check_id=redactor.redact(result.check_id),
+        title=redactor.redact(result.title),
+        reason=redactor.redact(result.reason),
+        hint=redactor.redact(result.hint),
+        details=redactor.redact_data(dict(result.details)),
+    )
+
+
+def exposed(result: CheckResult, exposures: Sequence[Exposure]) -> CheckResult:
+    """A FAIL naming each secret the bot sent back and where (the value stays unsaid); what the
+    check found otherwise is kept in details."""
+    names = ", ".join(dict.fromkeys(e.secret for e in exposures))
+    return replace(
+        result,
+        status=Status.FAIL,
+        reason="the bot exposes " + "; ".join(dict.fromkeys(str(e) for e in exposures)),
+        hint=f"rotate {names} now (whoever asked has it), then remove it from the bot's responses",
+        details={
+            **result.details,
+            "exposures": [str(e) for e in exposures],
+            "without_exposure": {
+                "status": result.status.value,
+                "reason": result.reason,
+                "hint": result.hint,
+            },
+        },
     )
 
 
@@ -105,12 +163,14 @@ class Runner:
             result = self._settled_without_running(gate, needs, skipped)
             if result is None:
                 result = await self._run_gate(gate, ctx)
+            else:  # a waiver's note is free text
+                result = replace(result, reason=redactor_for(ctx).redact(result.reason))
             done[gate.id].set_result(result)
 
         await asyncio.gather(*(run_gate(g) for g in gates))
         return RunResult(
             env=ctx.env_name,
-            target=ctx.base_url,
+            target=redactor_for(ctx).redact(ctx.base_url),
             started_at=started_at,
             duration_s=round(self._clock() - started, 3),
             gates=tuple(done[g.id].result() for g in gates),
@@ -144,7 +204,7 @@ class Runner:
     async def _run_gate(self, gate: Gate, ctx: CheckContext) -> GateResult:
         started = self._clock()
         attempts: list[GateAttempt] = []
-        manual = self._manual_results(gate)
+        manual = [redacted(r, redactor_for(ctx)) for r in self._manual_results(gate)]
         while True:
             ran = await asyncio.gather(*(self.run_check(gate.id, c, ctx) for c in gate.checks))
             results = [*ran, *manual]
@@ -202,13 +262,20 @@ class Runner:
         return results
 
     async def run_check(self, gate_id: str, check_id: str, ctx: CheckContext) -> CheckResult:
-        """One check within its time budget; anything that stops it becomes an ERROR."""
+        """One check within its time budget; anything that stops it becomes an ERROR.
+
+        The result leaves here redacted (every renderer gets it so), and a FAIL when the bot
+        answered one of its requests with a secret.
+        """
         check = self._checks[check_id]
         self._on_event(gate_id, check_id, None)
         started = self._clock()
         budget = check.budget_s(ctx)
-        # The task wait_for starts copies this context: the transcript knows whose request it is.
+        # The task wait_for starts copies this context: the transcript knows whose request it is,
+        # what to keep out of it, and which secrets the bot's answers must not hold.
+        watch = Watch(known_secrets(ctx), lambda: redactor_for(ctx))
         token = current_check.set(f"{gate_id}/{check_id}")
+        watching = current_watch.set(watch)
         try:
             result = await asyncio.wait_for(check.run(ctx), budget)
         except CheckError as exc:
@@ -230,8 +297,15 @@ class Runner:
                 "run with --debug for the traceback",
             )
         finally:
+            current_watch.reset(watching)
             current_check.reset(token)
         result = replace(result, duration_s=round(self._clock() - started, 3))
+        if watch.exposures:
+            result = exposed(result, watch.exposures)
+        redactor = redactor_for(ctx)
+        result = redacted(result, redactor)
+        for name, text in list(ctx.reports.items()):  # tool reports, kept as evidence
+            ctx.reports[name] = redactor.redact(text)
         self._on_event(gate_id, check_id, result)
         return result
 

@@ -188,6 +188,7 @@ async def run_gates(
             token_env=env.token_env,
             timeout_s=env.timeout_s,
             derived_secrets=capture.derived_secrets,
+            known_secrets=known_secrets(config, env, target, notion),
             repo=config.repository(advisories),
             reports=capture.reports,
             keepalive=KeepAliveSettings(
@@ -230,11 +231,32 @@ def interrupted_run(
 
 def configured_secrets(config: Config, environ: Mapping[str, str]) -> set[str]:
     """The values of every secret variable: the bot's, each environment's token, Notion's."""
+    return set(named_secrets(config, environ).values())
+
+
+def named_secrets(config: Config, environ: Mapping[str, str]) -> dict[str, str]:
+    """Every secret variable that is set, by name: the bot's, each environment's token, Notion's."""
     from bot.settings import VARIABLES
 
     names = {n for n, v in VARIABLES.items() if v.secret} | {"NOTION_TOKEN"}
     names |= {env.token_env for env in config.environments.values()}
-    return {environ[n] for n in names if environ.get(n)}
+    return {n: environ[n] for n in sorted(names) if environ.get(n)}
+
+
+def known_secrets(
+    config: Config, env: Environment, target: Target, notion: NotionSettings | None
+) -> frozenset[tuple[str, str]]:
+    """(variable, value) of every secret a run knows, for the runner: the configured variables
+    (exported, or in the target's environment), the target's own token (made up for a local
+    bot), the Notion token. Pairs, not a dict: a name may have two values (the exported token
+    and the local bot's)."""
+    pairs = set(named_secrets(config, os.environ).items())
+    pairs |= named_secrets(config, target.secrets).items()
+    if target.secrets.get(env.token_env):
+        pairs.add((env.token_env, target.secrets[env.token_env]))
+    if notion is not None and notion.token:
+        pairs.add(("NOTION_TOKEN", notion.token))
+    return frozenset(pairs)
 
 
 def secret_values(

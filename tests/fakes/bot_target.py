@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
@@ -39,7 +39,16 @@ FAULTS = (
     "webhook_accepts_unsigned",
     "webhook_internal_url",
     "slow_health",
+    # The bot hands out its own auth token (each must FAIL the check that asked, naming where):
+    "token_in_health",  # a /health component, JSON-escaped by json.dumps
+    "token_in_text_health",  # a /health that is not JSON, token as is
+    "token_in_header",  # a header of every /webhook answer, URL-encoded
+    "token_straddles_cut",  # /metrics, the token across byte EXCERPT_BYTES of the transcript
+    # A value derived from the token (the request's signature) echoed back: redacted, not a FAIL.
+    "signature_echo",
 )
+# Where the token starts in the straddling /metrics body: half of it before the 2048-byte cut.
+STRADDLE_AT = 2048
 
 
 @dataclass
@@ -55,6 +64,8 @@ class TargetSettings:
     hang_s: float = 30.0
     slow_health_s: float = 1.2
     requests: list[str] = field(default_factory=list)
+    signatures: list[str] = field(default_factory=list)
+    """Every X-Twilio-Signature received."""
 
 
 def _handler(settings: TargetSettings) -> type[BaseHTTPRequestHandler]:
@@ -103,28 +114,33 @@ def _handler(settings: TargetSettings) -> type[BaseHTTPRequestHandler]:
             if self.path == "/health":
                 self._health(fault)
             elif self.path == "/status/warmup":
-                self._json(
-                    200,
-                    {
-                        "ready": True,
-                        "status": "ok",
-                        "duration_sec": 0.1,
-                        "checks": {"knowledge_base": {"ok": True, "detail": "8 entries"}},
-                        "errors": [],
-                        "warnings": [],
-                        "audio_files": sorted(audio),
-                    },
-                )
+                report = {
+                    "ready": True,
+                    "status": "ok",
+                    "duration_sec": 0.1,
+                    "checks": {"knowledge_base": {"ok": True, "detail": "8 entries"}},
+                    "errors": [],
+                    "warnings": [],
+                    "audio_files": sorted(audio),
+                }
+                self._json(200, report)
             elif self.path == "/metrics":
-                self._send(
-                    200,
-                    b"# HELP up Up\n# TYPE up gauge\nup 1.0\n",
-                    "text/plain; version=0.0.4; charset=utf-8",
-                )
+                self._send(200, self._metrics(fault), "text/plain; version=0.0.4; charset=utf-8")
             elif self.path.startswith("/static/cache/"):
                 self._audio(self.path.rsplit("/", 1)[1], fault, head)
             else:
                 self._send(404, b"not found\n", "text/plain")
+
+        def _metrics(self, fault: str) -> bytes:
+            text = b"# HELP up Up\n# TYPE up gauge\nup 1.0\n"
+            if fault != "token_straddles_cut":
+                return text
+            token = settings.token.encode()
+            # A comment padded so that the token starts half its length before STRADDLE_AT.
+            start = STRADDLE_AT - len(token) // 2
+            padding = b"# debug " + b"x" * (start - len(text) - len(b"# debug ") - 1) + b" "
+            # More after it: redacted, the body is still cut (the marker is shorter than the token).
+            return text + padding + token + b"\n# more " + b"y" * 64 + b"\n"
 
         def _health(self, fault: str) -> None:
             if fault == "hang":
@@ -137,9 +153,14 @@ def _handler(settings: TargetSettings) -> type[BaseHTTPRequestHandler]:
             if fault == "health_invalid_json":
                 self._send(200, b"{status: ok", "application/json")
                 return
-            components = dict(COMPONENTS)
+            if fault == "token_in_text_health":
+                self._send(200, f"ok token={settings.token}\n".encode(), "text/plain")
+                return
+            components: dict[str, Any] = dict(COMPONENTS)
             if fault == "wrong_component":
                 components["cache_entries"] = 7
+            if fault == "token_in_health":
+                components["debug"] = f"auth token {settings.token}"
             status = "degraded" if fault == "health_degraded" else "ok"
             self._json(
                 200 if status == "ok" else 503,
@@ -184,15 +205,22 @@ def _handler(settings: TargetSettings) -> type[BaseHTTPRequestHandler]:
                 public = "http://" + public.split("://", 1)[1]
             url = public + "/webhook"
             signature = self.headers.get("X-Twilio-Signature", "")
+            if signature:
+                settings.signatures.append(signature)
             valid = bool(signature) and RequestValidator(settings.token).validate(
                 url, form, signature
             )
+            leak = {"X-Debug": "auth=" + quote(settings.token, safe="")}
+            if fault != "token_in_header":
+                leak = {}
             if not valid and fault != "webhook_accepts_unsigned":
-                self._send(403, b"Forbidden\n", "text/plain")
+                self._send(403, b"Forbidden\n", "text/plain", leak)
                 return
             reply = MessagingResponse()
-            reply.message().body("¡Hola! Soy Clara.")
-            self._send(200, str(reply).encode(), "application/xml")
+            echo = fault == "signature_echo"
+            reply.message().body("¡Hola! Soy Clara." + (f" (signed {signature})" if echo else ""))
+            extra = {"X-Signature-Echo": signature} if echo else leak
+            self._send(200, str(reply).encode(), "application/xml", extra)
 
     return Handler
 
