@@ -140,3 +140,76 @@ def test_the_phase_page_takes_each_gate_from_the_newest_completed_run_that_ran_i
     assert (rows["P2.5"].status, rows["P2.5"].since) == ("FAIL", "2026-11-28")
     assert rows["P2.5"].link.endswith("20261128T090000Z_local/summary.md")
     assert (rows["P2.7"].status, rows["P2.7"].link) == (NOT_RUN, "")
+
+
+def test_a_waived_gate_on_a_real_terminal(tmp_path: Path) -> None:
+    """On a terminal (rich's live table, then the coloured table) a waived gate crashed the
+    output with `internal error: KeyError: <Status.DOCUMENTED_BLOCKED ...>`, exit 3."""
+    import pty
+
+    config = str(config_copy(tmp_path))
+    assert (
+        opsctl(
+            "gate", "waive", "P2.1", "--reason", "pending", "--by", "PM", "--config", config
+        ).returncode
+        == 0
+    )
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "CI")} | {
+        "TERM": "xterm",
+        "COLUMNS": "160",
+    }
+    process = subprocess.Popen(
+        [
+            *OPSCTL,
+            "verify",
+            "--env",
+            "local",
+            "--only",
+            "P2.6",
+            "--config",
+            config,
+            "--no-evidence",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(leader)
+    assert process.wait(timeout=120) == 1
+    text = output.decode("utf-8", "replace")
+    assert "internal error" not in text and "Traceback" not in text
+    assert "DOCUMENTED-BLOCKED" in text and "\x1b[" in text  # coloured, so it was a terminal
+
+
+def test_verify_audits_against_the_advisories_it_was_given(tmp_path: Path) -> None:
+    """`verify --advisories DIR` dropped DIR on the way to the core; `check deps` honoured it."""
+    missing = tmp_path / "no-such-advisories"
+    done = opsctl(
+        "verify",
+        "--env",
+        "local",
+        "--only",
+        "P2.6",
+        "--advisories",
+        str(missing),
+        "--json",
+        "--no-evidence",
+    )
+    deps = next(
+        c for g in json.loads(done.stdout)["gates"] for c in g["checks"] if c["id"] == "deps"
+    )
+    assert deps["status"] == "ERROR" and str(missing) in deps["reason"], deps
+    assert done.returncode == 3
