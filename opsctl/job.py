@@ -173,6 +173,7 @@ def _run(
                         offline,
                         notion,
                         cache,
+                        environ,
                     )
                 )
         except KeyboardInterrupt:

@@ -74,13 +74,13 @@ def open_target(
 ) -> Iterator[Target]:
     """The target to verify; for a `start_bot` environment, a bot started now and stopped after."""
     if not needed:  # only repository checks: start nothing, contact nothing
-        yield Target(url or env.base_url, url or env.public_url, environ)
+        yield Target(url or env.base_url, url or env.public_url, _token_of(env, environ))
         return
     if url:
-        yield Target(url.rstrip("/"), url.rstrip("/"), environ)
+        yield Target(url.rstrip("/"), url.rstrip("/"), _token_of(env, environ))
         return
     if not env.start_bot:
-        yield Target(env.base_url, env.public_url, environ)
+        yield Target(env.base_url, env.public_url, _token_of(env, environ))
         return
     from opsctl.devserver import DevServer
 
@@ -100,6 +100,13 @@ def open_target(
         yield Target(base_url, env.public_url or base_url, {env.token_env: token})
     finally:
         server.stop()
+
+
+def _token_of(env: Environment, environ: Mapping[str, str]) -> dict[str, str]:
+    """The one secret the checks use (to sign webhooks): the environment's token, if set. Not
+    the whole environment: every value in it would be redacted as if it were a secret."""
+    token = environ.get(env.token_env, "")
+    return {env.token_env: token} if token else {}
 
 
 def _git_commit() -> str:
@@ -165,8 +172,10 @@ async def run_gates(
     advisories: Path | None = None,
     notion: NotionSettings | None = None,
     cache: ResultCache | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> RunResult:
-    """Run the gates against the target with one pooled HTTP client."""
+    """Run the gates against the target with one pooled HTTP client; `environ` (os.environ
+    over .env) names the secrets the runner redacts."""
     capture = capture or Capture()
     limits = httpx.Limits(max_connections=config.concurrency)
 
@@ -188,7 +197,7 @@ async def run_gates(
             token_env=env.token_env,
             timeout_s=env.timeout_s,
             derived_secrets=capture.derived_secrets,
-            known_secrets=known_secrets(config, env, target, notion),
+            known_secrets=known_secrets(config, env, target, notion, environ),
             repo=config.repository(advisories),
             reports=capture.reports,
             keepalive=KeepAliveSettings(
@@ -244,13 +253,17 @@ def named_secrets(config: Config, environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def known_secrets(
-    config: Config, env: Environment, target: Target, notion: NotionSettings | None
+    config: Config,
+    env: Environment,
+    target: Target,
+    notion: NotionSettings | None,
+    environ: Mapping[str, str] | None = None,
 ) -> frozenset[tuple[str, str]]:
     """(variable, value) of every secret a run knows, for the runner: the configured variables
     (exported, or in the target's environment), the target's own token (made up for a local
     bot), the Notion token. Pairs, not a dict: a name may have two values (the exported token
     and the local bot's)."""
-    pairs = set(named_secrets(config, os.environ).items())
+    pairs = set(named_secrets(config, os.environ if environ is None else environ).items())
     pairs |= named_secrets(config, target.secrets).items()
     if target.secrets.get(env.token_env):
         pairs.add((env.token_env, target.secrets[env.token_env]))

@@ -242,3 +242,28 @@ def test_where_a_secret_is_named_in_a_response() -> None:
     assert clean == []
     too_short = find_exposures([("T", "abc")], "GET", "/", httpx.Headers(), b"abc abc")
     assert too_short == []
+
+
+def test_a_token_only_in_env_file_is_known_and_ordinary_values_are_not_secrets(
+    leaky_target: Callable[[str], str],
+    fault_config: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The token in .env (not exported) is still one the runner looks for; a variable that is
+    no secret (here it equals the target's host) is never redacted from the evidence."""
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    monkeypatch.setenv("SOME_ORDINARY_SETTING", "127.0.0.1")
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"{TOKEN_ENV}={json.dumps(LEAKY_TOKEN)}\n")
+    config = fault_config(leaky_target("token_in_health"))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code, out, _ = run_verify(config, env_file, out_dir, capsys, "--json", "--only", "P2.2")
+    assert check_of(json.loads(out), "health")["reason"].startswith(f"the bot exposes {TOKEN_ENV}")
+    (bundle,) = list_bundles(out_dir / "evidence")
+    assert json.loads((bundle.path / "run.json").read_text())["target"].startswith(
+        "http://127.0.0.1:"
+    )
+    assert code == 1
