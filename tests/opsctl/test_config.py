@@ -133,6 +133,23 @@ def test_debug_shows_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "Traceback" in capsys.readouterr().err
 
 
+def test_an_error_never_prints_a_secret_not_even_with_debug(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception that quotes a secret (a path, a URL, a header) is redacted on stderr, in its
+    one line and in the --debug traceback."""
+    secret = "s3cret-token-0123456789"  # pragma: allowlist secret
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", secret)
+    missing = tmp_path / f"{secret}.toml"
+    for args in (
+        ["gates", "--config", str(missing)],
+        ["--debug", "gates", "--config", str(missing)],
+    ):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert secret not in err and "[REDACTED].toml" in err
+
+
 def test_usage_error_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["verify"]) == 2
     assert "Missing option '--env'" in capsys.readouterr().err
