@@ -213,3 +213,27 @@ def test_verify_audits_against_the_advisories_it_was_given(tmp_path: Path) -> No
     )
     assert deps["status"] == "ERROR" and str(missing) in deps["reason"], deps
     assert done.returncode == 3
+
+
+def test_notion_gets_neither_interrupted_runs_nor_gates_a_run_left_out(tmp_path: Path) -> None:
+    import pytest
+
+    from evidence.store import list_bundles
+    from opsctl.notion.service import NotionSetupError, newest_bundles, run_changes
+
+    root = tmp_path / "evidence-out"
+    whole = gates(("P2.1", Status.PASS), ("P2.5", Status.FAIL))
+    bundle(root, 8, RunResult("local", "", "2026-11-28T08:00:00Z", 1.0, whole))
+    partial = gates(("P2.1", Status.PASS), ("P2.5", Status.SKIP))
+    scope = Scope(skip=("P2.5",), not_run=("P2.5",))
+    bundle(root, 9, RunResult("local", "", "2026-11-28T09:00:00Z", 1.0, partial, scope))
+    cut = gates(("P2.1", Status.ERROR), ("P2.5", Status.ERROR))
+    bundle(root, 10, RunResult("local", "", "2026-11-28T10:00:00Z", 1.0, cut), "interrupted")
+
+    (newest,) = newest_bundles(root, ["local"], None)
+    assert newest.name == "20261128T090000Z_local"
+    rows = run_changes(newest.data, newest.name, "", secrets=[])
+    assert [r.key for r in rows if r.table == "gates"] == ["local/P2.1"]  # not P2.5's SKIP
+    interrupted = next(b for b in list_bundles(root) if b.outcome == "interrupted")
+    with pytest.raises(NotionSetupError, match="is interrupted: it is never synced"):
+        newest_bundles(root, [], interrupted.name)
