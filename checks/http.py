@@ -30,6 +30,7 @@ class HttpsCheck(Check):
 
     id = "https"
     title = "served over https"
+    statuses = frozenset({Status.PASS, Status.FAIL, Status.SKIP})  # no I/O: nothing to ERROR
     done_when = "the base and public URLs are https (non-local environments)"
 
     async def run(self, ctx: CheckContext) -> CheckResult:
@@ -42,7 +43,8 @@ class HttpsCheck(Check):
                 f"{ctx.base_url} is not https",
                 "use the https:// URL of the service in opsctl.toml",
             )
-        return self.result(Status.PASS, f"{ctx.base_url} is https")
+        urls = dict.fromkeys((ctx.base_url, ctx.public_url))  # the public URL is often the base
+        return self.result(Status.PASS, f"{len(urls)} URL(s) served over https: {', '.join(urls)}")
 
 
 class HealthCheck(Check):
@@ -50,6 +52,7 @@ class HealthCheck(Check):
 
     id = "health"
     title = "/health ok, components as expected, warm latency"
+    statuses = Check.statuses | {Status.WARN}
     done_when = (
         "status accepted, components as expected, version reported; warm p50 under the "
         "latency limit; cold start within budget"
@@ -182,6 +185,7 @@ class WarmupCheck(Check):
 
     id = "warmup"
     title = "/status/warmup ready"
+    statuses = Check.statuses | {Status.WARN}
     done_when = "the start-up warm-up is ready with no errors"
 
     async def run(self, ctx: CheckContext) -> CheckResult:

@@ -169,6 +169,10 @@ class Check(ABC):
     """The definition of done, as the phase plan states it."""
     needs_target: bool = True
     """False for checks of the repository: no bot is started or contacted for them."""
+    statuses: frozenset[Status] = frozenset({Status.PASS, Status.FAIL, Status.ERROR})
+    """Every status this check can end in, the runner's ERROR (an exception, a timeout)
+    included; a check that also WARNs or SKIPs adds them. Each one is produced by a planted
+    fault in tests/checks/test_every_status.py."""
 
     @abstractmethod
     async def run(self, ctx: CheckContext) -> CheckResult:

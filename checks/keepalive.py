@@ -82,6 +82,7 @@ class KeepAliveCheck(Check):
 
     id = "keepalive"
     title = "keep-alive effective"
+    statuses = Check.statuses | {Status.WARN}
     done_when = (
         "the log covers the whole window: first ping within one interval of its start, "
         "no gap over 15 minutes (its two ends included), every ping 2xx in under 2 s"

@@ -12,6 +12,7 @@ class NotionCheck(Check):
 
     id = "notion"
     title = "Notion gate status current"
+    statuses = Check.statuses | {Status.WARN}
     done_when = (
         "Gates and Runs databases reachable with every column typed as expected; outbox empty"
     )

@@ -27,12 +27,34 @@ COMPONENTS = {
     "demo_mode": False,
     "llm_live": False,
 }
+# /status/warmup as the bot reports a start-up step that warns, or one that failed.
+WARMUP_FAULTS: dict[str, dict[str, Any]] = {
+    "warmup_warning": {
+        "ready": True,
+        "status": "ok",
+        "duration_sec": 0.1,
+        "checks": {"configuration": {"ok": True, "detail": "DEMO_MODE keeps the live LLM off"}},
+        "errors": [],
+        "warnings": ["configuration: DEMO_MODE keeps the live LLM off"],
+    },
+    "warmup_not_ready": {
+        "ready": False,
+        "status": "error",
+        "duration_sec": 0.1,
+        "checks": {"knowledge_base": {"ok": False, "detail": "knowledge base not loaded"}},
+        "errors": ["knowledge_base: knowledge base not loaded"],
+        "warnings": [],
+    },
+}
 FAULTS = (
     "hang",
     "health_500",
     "health_invalid_json",
     "health_degraded",
     "wrong_component",
+    "warmup_warning",
+    "warmup_not_ready",
+    "metrics_missing",
     "audio_missing",
     "audio_mistyped",
     "head_get_disagree",
@@ -111,6 +133,12 @@ def _handler(settings: TargetSettings) -> type[BaseHTTPRequestHandler]:
 
         def _get(self, head: bool) -> None:
             fault = self._begin()
+            if self.path == "/status/warmup" and fault in WARMUP_FAULTS:
+                self._json(200, WARMUP_FAULTS[fault])
+                return
+            if self.path == "/metrics" and fault == "metrics_missing":
+                self._send(404, b"not found\n", "text/plain")  # prometheus-client not wired in
+                return
             if self.path == "/health":
                 self._health(fault)
             elif self.path == "/status/warmup":
