@@ -141,9 +141,15 @@ class CheckContext:
     """None: nothing is reused or kept (`--fresh` gives a cache that only keeps)."""
 
     def repository(self) -> RepoSettings:
-        """The repository settings, or a CheckError when there are none."""
+        """The repository settings; a CheckError when there are none or the root is not a
+        folder (every repository check would otherwise judge nothing)."""
         if self.repo is None:
             raise CheckError("no repository configured", "add a [repository] section")
+        if not self.repo.root.is_dir():
+            raise CheckError(
+                f"no repository at {self.repo.root}",
+                "fix [repository] root in opsctl.toml (relative to the file)",
+            )
         return self.repo
 
     def url(self, path: str) -> str:

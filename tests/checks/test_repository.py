@@ -136,6 +136,28 @@ def test_this_repository_passes(check: Check, offline_advisories: Path) -> None:
     assert any(char.isdigit() for char in result.reason), "a PASS says how much it looked at"
 
 
+@pytest.mark.parametrize(
+    "check",
+    [
+        SecretScanCheck(),
+        HygieneCheck(),
+        DependencyAuditCheck(),
+        LintCheck(),
+        DeployFilesCheck(),
+        TestSuiteCheck(),
+    ],
+    ids=lambda c: c.id,
+)
+def test_a_repository_that_is_not_there_is_an_error_for_every_check(
+    check: Check, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong [repository] root: each repository check looked at nothing, so none may judge."""
+    monkeypatch.delenv(INSIDE_TEST_RUN, raising=False)  # the tests check too: it runs nothing
+    result, _ = run(check, RepoSettings(root=tmp_path / "no-such-folder"))
+    assert result.status is Status.ERROR
+    assert result.reason == f"no repository at {tmp_path / 'no-such-folder'}"
+
+
 def test_the_small_osv_folder_covers_our_locks(offline_advisories: Path) -> None:
     """Our own audit above looked at advisories of our pins, and judged them unaffected."""
     ours = {name for lock in RepoSettings.lock_files for name, _ in read_pins(REPO_ROOT / lock)}
