@@ -19,8 +19,9 @@ def _element(status: Status, in_scope: bool) -> str | None:
 def render_junit(run: RunResult) -> str:
     """The run as JUnit XML: each status as checks/statuses.py maps it (FAIL and BLOCKED a
     failure, ERROR an error, SKIP and DOCUMENTED-BLOCKED skipped, PASS and WARN passed)."""
+    partial = f" ({run.scope.describe()})" if run.scope.partial else ""
     suites = ElementTree.Element(
-        "testsuites", name=f"opsctl verify {run.env}", time=f"{run.duration_s:.3f}"
+        "testsuites", name=f"opsctl verify {run.env}{partial}", time=f"{run.duration_s:.3f}"
     )
     for gate in run.gates:
         in_scope = gate.gate_id not in run.scope.not_run
@@ -46,6 +47,15 @@ def render_junit(run: RunResult) -> str:
                 ElementTree.SubElement(case, "system-out").text = message
         for key, value in totals.items():
             suite.set(key, str(value))
+    listed = {gate.gate_id for gate in run.gates}
+    for gate_id in run.scope.not_run:  # left out by --only: shown, so a dashboard sees the gap
+        if gate_id not in listed:
+            counts = {"failures": "0", "errors": "0", "skipped": "1", "time": "0.000"}
+            suite = ElementTree.SubElement(
+                suites, "testsuite", {"name": gate_id, "tests": "1", **counts}
+            )
+            case = ElementTree.SubElement(suite, "testcase", classname=gate_id, name=gate_id)
+            ElementTree.SubElement(case, "skipped", message=f"not run: {run.scope.describe()}")
     ElementTree.indent(suites)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(suites, "unicode") + "\n"

@@ -82,6 +82,16 @@ def test_a_waived_gate_and_what_it_blocks_in_every_format(tmp_path: Path) -> Non
     assert status["P2.6"] == ("BLOCKED", "needs P2.1 (DOCUMENTED-BLOCKED)")
     assert run["verdict"]["exit_code"] == 1 and run["scope"]["partial"] is True
     assert 'message="BLOCKED: needs P2.1 (DOCUMENTED-BLOCKED)"' in junit.read_text()
+    from xml.etree import ElementTree
+
+    suites = ElementTree.parse(junit).getroot()
+    partial = "partial: --only P2.6 --skip P2.5; 3 gates not run (P2.3, P2.4, P2.5)"
+    assert suites.get("name") == f"opsctl verify local ({partial})"
+    names = [s.get("name") for s in suites.iter("testsuite")]
+    assert names[-3:] == ["P2.3", "P2.4", "P2.5"]  # left out, still shown: skipped
+    assert suites.find("testsuite[@name='P2.4']/testcase/skipped").get("message") == (  # type: ignore[union-attr]
+        f"not run: {partial}"
+    )
     text = opsctl("verify", "--env", "local", "--only", "P2.6", "--config", config, "--no-evidence")
     assert text.returncode == 1 and "Traceback" not in text.stderr
     assert text.stdout.startswith("BLOCKED: gate P2.6 Security: needs P2.1 (DOCUMENTED-BLOCKED)")
