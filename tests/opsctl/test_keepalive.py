@@ -155,7 +155,12 @@ def test_sigterm_stops_within_a_second_with_every_ping_logged(
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(3.0)
+    # Until four pings are logged (not a fixed sleep: a loaded machine starts Python slowly,
+    # and a SIGTERM before the handler is installed would only test the interpreter).
+    deadline = time.monotonic() + 30
+    while sum(len(p.read_text().splitlines()) for p in tmp_path.rglob("*.jsonl")) < 4:
+        assert time.monotonic() < deadline and process.poll() is None, "no four pings in 30 s"
+        time.sleep(0.05)
     sent = time.monotonic()
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=10)
