@@ -82,7 +82,12 @@ def busy_importers(modules_dir: Path) -> Iterator[Counter[str]]:
                 return
             name = f"slow_module_{n}"
             (modules_dir / f"{name}.py").write_text("import time\n\ntime.sleep(0.003)\n")
-            importlib.invalidate_caches()
+            # Only this folder's finder: importlib.invalidate_caches() iterates every finder of
+            # sys.path_importer_cache, which the other thread's imports change meanwhile
+            # ("dictionary changed size during iteration", seen once in ~10 runs).
+            finder = sys.path_importer_cache.get(str(modules_dir))
+            if finder is not None:
+                finder.invalidate_caches()
             importlib.import_module(name)
             del sys.modules[name]
             imports["fresh"] += 1
