@@ -173,7 +173,6 @@ class Scan:
     """A scan's findings, and how many files were read anew (the rest came from the cache)."""
 
     collection: Any
-    files: int
     scanned: int
 
 
@@ -198,21 +197,21 @@ def scan(
     digests = {name: _content_digest(path) for name, path in paths.items()}
     entry = cache.get(ID, fingerprint) if cache is not None else None
     known: dict[str, list[dict[str, Any]]] = dict(entry.get("files", {})) if entry else {}
-    to_scan = [name for name in files if digests[name] is None or digests[name] not in known]
+    to_scan = []
     for name in files:
-        if name not in to_scan:
-            for data in known[str(digests[name])]:
-                collection[name].add(
-                    PotentialSecret.load_secret_from_dict({**data, "filename": name})
-                )
+        kept = known.get(digests[name] or "")
+        if kept is None:
+            to_scan.append(name)
+            continue
+        for data in kept:
+            collection[name].add(PotentialSecret.load_secret_from_dict({**data, "filename": name}))
     # Never SecretsCollection.scan_files: its multiprocessing.Pool forks this process, whose
     # other threads (the checks run concurrently) may hold a module's import lock; a forked
     # child that imports that module (detect-secrets imports yaml lazily) waits for ever, and so
     # does the pool (issue 11). So: a few files in this thread, more in spawned workers.
-    names_of = {paths[name]: name for name in to_scan}
     found_by_name: dict[str, list[Any]] = {name: [] for name in to_scan}
     with our_settings():
-        targets = list(names_of)
+        targets = [paths[name] for name in to_scan]
         if len(targets) < serial_below:
             found = _in_this_thread(targets, deadline_s)
         else:
@@ -234,7 +233,7 @@ def scan(
             current = {str(d) for d in digests.values() if d is not None}
             known = {d: f for d, f in known.items() if d in current}
         cache.put(ID, fingerprint, {"files": known})
-    return Scan(collection, len(files), len(to_scan))
+    return Scan(collection, len(to_scan))
 
 
 def write_baseline(root: Path) -> tuple[Path, int]:

@@ -14,6 +14,7 @@ from evidence.bundle import MANIFEST, PARTIAL_PREFIX, sha256_of
 from evidence.phase_status import NOT_RUN, GateRow
 from opsctl.errors import OpsctlError
 from opsctl.exitcodes import ExitCode
+from opsctl.results import SKIPPED_BY_REQUEST
 
 
 class BundleNotFound(OpsctlError):
@@ -118,9 +119,6 @@ def prune(root: Path, keep: int, stale_partial_s: float = 3600.0) -> list[Path]:
     return removed
 
 
-SKIPPED_BY_REQUEST = "skipped with --skip"  # how bundles from before `scope` mark --skip
-
-
 def gates_run(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The gates a bundle's run was asked to run (those it left out by --only/--skip are not)."""
     not_run = set(data.get("scope", {}).get("not_run", []))
@@ -143,10 +141,15 @@ def phase_rows(
         by_env.setdefault(bundle.env, []).append(bundle)
     rows: dict[str, list[GateRow]] = {}
     for env, bundles in by_env.items():
-        complete = [b for b in bundles if b.outcome == "completed"]
+        # Each completed bundle's gates once, by id (newest bundle first).
+        ran = [
+            (b, {g["id"]: g for g in gates_run(b.data)})
+            for b in bundles
+            if b.outcome == "completed"
+        ]
         rows[env] = []
         for gate_id, title in configured:
-            history = [(b, g) for b in complete for g in gates_run(b.data) if g["id"] == gate_id]
+            history = [(b, gates[gate_id]) for b, gates in ran if gate_id in gates]
             if not history:
                 rows[env].append(GateRow(gate_id, title, NOT_RUN, "", "", ""))
                 continue

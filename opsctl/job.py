@@ -68,13 +68,13 @@ def execute(request: VerifyRequest) -> ExitCode:
     watch_descendants()  # what it starts dies with it, at any depth, SIGKILL included
     config = load(request.config_path)
     env = config.environment(request.env_name)
-    gates, scope = _selection(config, request)
+    gates, skipped, scope = _selection(config, request)
     capture = Capture(signoffs=Ledger(config.evidence.signoffs).entries())
     environ = load_environ(request.env_file)
     evidence_root = None
     if request.check_id is None and not request.no_evidence:
         evidence_root = request.evidence_dir or config.evidence.dir
-    run, bundle = _run(request, config, env, gates, scope, environ, capture, evidence_root)
+    run, bundle = _run(request, config, env, gates, skipped, scope, environ, capture, evidence_root)
     if request.junit is not None:
         from evidence.formats.junit import render_junit
         from opsctl.files import write_atomically
@@ -91,8 +91,8 @@ def execute(request: VerifyRequest) -> ExitCode:
     return run.exit_code
 
 
-def _selection(config: Any, request: VerifyRequest) -> tuple[list[Any], Scope]:
-    """The gates to run and the run's scope (what was left out, and why)."""
+def _selection(config: Any, request: VerifyRequest) -> tuple[list[Any], dict[str, str], Scope]:
+    """The gates to run, those skipped with their reason, and the run's scope."""
     from checks.registry import CHECKS
     from opsctl.config import ConfigError, Gate
     from opsctl.verify import select_gates
@@ -102,11 +102,12 @@ def _selection(config: Any, request: VerifyRequest) -> tuple[list[Any], Scope]:
             known = ", ".join(sorted(CHECKS))
             raise ConfigError(f"no check {request.check_id!r}; fix: use one of: {known}")
         check = CHECKS[request.check_id]
-        return [Gate(id=request.check_id, title=check.title, checks=(request.check_id,))], Scope()
+        gate = Gate(id=request.check_id, title=check.title, checks=(request.check_id,))
+        return [gate], {}, Scope()
     gates, skipped = select_gates(config, request.only, request.skip)
     ran = {g.id for g in gates} - set(skipped)
     not_run = tuple(g for g in config.gates if g not in ran)
-    return gates, Scope(only=request.only, skip=request.skip, not_run=not_run)
+    return gates, skipped, Scope(only=request.only, skip=request.skip, not_run=not_run)
 
 
 def _run(
@@ -114,6 +115,7 @@ def _run(
     config: Any,
     env: Any,
     gates: list[Any],
+    skipped: Mapping[str, str],
     scope: Scope,
     environ: Mapping[str, str],
     capture: Any,
@@ -140,7 +142,6 @@ def _run(
     console = rich_console() if not request.as_json else None
     started_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     started = time.monotonic()
-    skipped = {gate_id: "skipped with --skip" for gate_id in request.skip}
     offline = resolve_advisories(request.advisories, environ)
     cache = cache_for(config.path, request.fresh, environ)
     with open_target(env, request.url, environ, needs_target(gates)) as target:

@@ -31,6 +31,10 @@ class GateResult:
     duration_s: float = 0.0
 
 
+SKIPPED_BY_REQUEST = "skipped with --skip"
+"""The reason of a gate left out with --skip (bundles from before `scope` are read by it)."""
+
+
 @dataclass(frozen=True)
 class Scope:
     """Which gates the run was asked to run: all, or a part (--only / --skip)."""

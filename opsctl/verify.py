@@ -28,7 +28,7 @@ from evidence.store import phase_rows
 from evidence.transcripts import Recorder
 from opsctl.config import Config, Environment, Gate
 from opsctl.files import write_atomically
-from opsctl.results import GateResult, RunResult
+from opsctl.results import SKIPPED_BY_REQUEST, GateResult, RunResult
 from opsctl.runner import EventHandler, Runner
 
 # Variables the local bot must not inherit from the caller's shell: it gets its own.
@@ -141,7 +141,7 @@ def select_gates(
             wanted.add(gate_id)
             pending.extend(config.gates[gate_id].needs)
     gates = [g for g in config.gates.values() if g.id in wanted]
-    return gates, {gate_id: "skipped with --skip" for gate_id in skip}
+    return gates, dict.fromkeys(skip, SKIPPED_BY_REQUEST)
 
 
 @dataclass
@@ -264,9 +264,7 @@ def known_secrets(
     bot), the Notion token. Pairs, not a dict: a name may have two values (the exported token
     and the local bot's)."""
     pairs = set(named_secrets(config, os.environ if environ is None else environ).items())
-    pairs |= named_secrets(config, target.secrets).items()
-    if target.secrets.get(env.token_env):
-        pairs.add((env.token_env, target.secrets[env.token_env]))
+    pairs |= named_secrets(config, target.secrets).items()  # each environment's token among them
     if notion is not None and notion.token:
         pairs.add(("NOTION_TOKEN", notion.token))
     return frozenset(pairs)
