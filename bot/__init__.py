@@ -121,8 +121,8 @@ def _warmup_steps(app: Flask, state: BotState) -> list[WarmupStep]:
             notes.append("TWILIO_AUTH_TOKEN is not set: /webhook answers 403 to every request")
         if settings.llm_live and not settings.gemini_api_key:
             notes.append("LLM_LIVE is on but GEMINI_API_KEY is not set: the LLM stays off")
-        if settings.llm_live and settings.demo_mode:
-            notes.append("DEMO_MODE keeps the live LLM off")
+        if settings.demo_mode and not settings.llm_live:
+            notes.append("DEMO_MODE is on but LLM_LIVE is off: cache misses get no LLM fallback")
         if settings.whisper_on:
             notes.append("WHISPER_ON is set but this build has no speech-to-text")
             if shutil.which("ffmpeg") is None:

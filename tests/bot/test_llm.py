@@ -108,12 +108,26 @@ def test_gemini_error_falls_back(make_app: Callable[..., Flask], gemini: FakeGem
     assert status == 200 and "Je n'ai pas encore de réponse" in body
 
 
+def test_demo_mode_answers_from_the_cache_then_asks_gemini(
+    make_app: Callable[..., Flask], gemini: FakeGemini
+) -> None:
+    """The runbook's DEMO_MODE=true: a cached question never reaches the LLM, a miss does."""
+    app = make_app({**GEMINI_ENV, "DEMO_MODE": "true"}, GEMINI_URL=gemini.url)
+    status, body, _ = _ask(app, "tarjeta sanitaria", "SMdemo1")
+    assert status == 200 and "Tarjeta sanitaria: te da acceso" in body
+    assert gemini.requests == []
+    status, body, _ = _ask(app, "¿Qué necesito para renovar el NIE?", "SMdemo2")
+    assert status == 200 and "<Body>Respuesta del modelo.</Body>" in body
+    assert len(gemini.requests) == 1
+
+
 @pytest.mark.parametrize(
     "env",
     [
-        {**GEMINI_ENV, "DEMO_MODE": "true"},
         {**GEMINI_ENV, "LLM_LIVE": "false"},
         {**GEMINI_ENV, "GEMINI_API_KEY": ""},
+        {**GEMINI_ENV, "DEMO_MODE": "true", "LLM_LIVE": "false"},
+        {**GEMINI_ENV, "DEMO_MODE": "true", "GEMINI_API_KEY": ""},
     ],
 )
 def test_llm_stays_off(

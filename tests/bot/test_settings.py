@@ -42,9 +42,22 @@ def test_values_are_parsed() -> None:
     assert settings.port == 8080
 
 
-def test_demo_mode_keeps_the_llm_off() -> None:
-    settings = load_settings({"LLM_LIVE": "true", "GEMINI_API_KEY": "k", "DEMO_MODE": "true"})
-    assert settings.llm_enabled is False
+@pytest.mark.parametrize(
+    ("env", "llm_enabled"),
+    [
+        # The runbook's demo: the cache first, the live LLM as the fallback on a miss.
+        ({"DEMO_MODE": "true", "LLM_LIVE": "true", "GEMINI_API_KEY": "k"}, True),
+        # DEMO_MODE=false answers the same way: the flag is only reported.
+        ({"DEMO_MODE": "false", "LLM_LIVE": "true", "GEMINI_API_KEY": "k"}, True),
+        # Never the LLM without LLM_LIVE and a key, whatever DEMO_MODE says.
+        ({"DEMO_MODE": "true", "LLM_LIVE": "false", "GEMINI_API_KEY": "k"}, False),
+        ({"DEMO_MODE": "true", "LLM_LIVE": "true", "GEMINI_API_KEY": ""}, False),
+    ],
+)
+def test_demo_mode_keeps_the_llm_as_the_fallback(env: dict[str, str], llm_enabled: bool) -> None:
+    settings = load_settings(env)
+    assert settings.llm_enabled is llm_enabled
+    assert settings.demo_mode is (env["DEMO_MODE"] == "true")
 
 
 @pytest.mark.parametrize(

@@ -120,3 +120,16 @@ def test_warmup_report_lists_every_check(make_app: Callable[..., Flask]) -> None
         "configuration: TWILIO_AUTH_TOKEN is not set: /webhook answers 403 to every request"
     ]
     assert report["duration_sec"] >= 0
+
+
+def test_demo_mode_without_the_llm_is_a_configuration_warning(
+    make_app: Callable[..., Flask],
+) -> None:
+    """DEMO_MODE means the LLM as the cache's fallback: without LLM_LIVE there is none."""
+    report = make_app({"DEMO_MODE": "true"}).test_client().get("/status/warmup").json
+    assert report["ready"] is True
+    assert report["warnings"] == [
+        "configuration: DEMO_MODE is on but LLM_LIVE is off: cache misses get no LLM fallback"
+    ]
+    live = {"DEMO_MODE": "true", "LLM_LIVE": "true", "GEMINI_API_KEY": "k"}
+    assert make_app(live).test_client().get("/status/warmup").json["warnings"] == []
