@@ -46,6 +46,8 @@ class Expectations:
     latency_warn_ms: float = 500.0
     latency_fail_ms: float = 2000.0
     cold_start_budget_s: float = 60.0
+    warmup_warn_s: float = 60.0
+    """A start-up warm-up (/status/warmup's duration_sec) slower than this is a WARN."""
     wake_timeout_s: float = 90.0
     warm_samples: int = 5
     require_https: bool = True
@@ -69,6 +71,8 @@ class RepoSettings:
     """An offline folder of OSV advisories; None: pip-audit's online service."""
     lock_files: tuple[str, ...] = ("requirements/bot.txt", "requirements/toolkit.txt")
     coverage_min: float = 80.0
+    tests_min: int = 93
+    """Fewer tests run than this fails the tests gate (the phase plan wants 93 or more)."""
     cov_packages: tuple[str, ...] = ()
     render_schema: Path | None = None
     accepted_risks: tuple[AcceptedRisk, ...] = ()

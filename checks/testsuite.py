@@ -169,7 +169,10 @@ class TestSuiteCheck(Check):
     id = "tests"
     title = "tests pass with enough coverage"
     statuses = Check.statuses | {Status.SKIP}
-    done_when = "pytest runs at least one test, none fails, coverage at or above the threshold"
+    done_when = (
+        "pytest runs at least tests_min tests (the plan: 93), none fails, "
+        "coverage at or above the threshold"
+    )
     needs_target = False
 
     async def run(self, ctx: CheckContext) -> CheckResult:
@@ -203,6 +206,7 @@ class TestSuiteCheck(Check):
             "exit_code": code,
             "coverage_percent": coverage,
             "coverage_min": repo.coverage_min,
+            "tests_min": repo.tests_min,
             "inputs_digest": inputs,
             "reused_from": suite.reused_from or None,
         }
@@ -222,6 +226,17 @@ class TestSuiteCheck(Check):
         if code == 1 or counts["failures"] or counts["errors"]:
             return self.result(
                 Status.FAIL, ran, "see tests-report.html in the evidence", details=details
+            )
+        # Judged on every result, a reused one included: today's tests_min, like coverage_min.
+        executed = counts["tests"] - counts["skipped"]
+        if executed < repo.tests_min:
+            return self.result(
+                Status.FAIL,
+                f"{ran}: {executed} tests ran ({counts['skipped']} skipped), "
+                f"fewer than tests_min {repo.tests_min}",
+                "the suite shrank: restore the missing tests "
+                "(or change [repository] tests_min in opsctl.toml, with the plan's agreement)",
+                details=details,
             )
         if coverage is None and repo.cov_packages:
             raise CheckError("pytest ran but wrote no coverage", "is pytest-cov installed?")

@@ -49,10 +49,12 @@ def runs(tmp_path: Path) -> int:
 
 
 def run_tests(
-    root: Path, cache: FileResultCache | None, coverage_min: float = 50
+    root: Path, cache: FileResultCache | None, coverage_min: float = 50, tests_min: int = 1
 ) -> tuple[CheckResult, dict[str, str]]:
-    """The tests check through the runner, as opsctl runs it."""
-    repo = RepoSettings(root=root, coverage_min=coverage_min, cov_packages=("app",))
+    """The tests check through the runner, as opsctl runs it (a one-test suite: tests_min 1)."""
+    repo = RepoSettings(
+        root=root, coverage_min=coverage_min, cov_packages=("app",), tests_min=tests_min
+    )
     reports: dict[str, str] = {}
 
     async def go() -> CheckResult:
@@ -194,6 +196,7 @@ def test_cli_reuses_and_fresh_runs_again(repo: Path, tmp_path: Path) -> None:
     config.write_text(
         '[environments.repo]\nbase_url = "http://127.0.0.1:9"\n\n'
         f'[repository]\nroot = "{repo}"\ncov_packages = ["app"]\ncoverage_min = 50\n'
+        "tests_min = 1\n"
         '\n[gates.QA]\ntitle = "QA"\nchecks = ["tests"]\n'
     )
 

@@ -40,8 +40,14 @@ def test_the_repository_config_loads() -> None:
         "gemini_key_set": True,
         "twilio_configured": True,
         "whisper_enabled": False,
+        "demo_mode": True,
+        "llm_live": True,
     }
     assert render.expect.require_https is True
+    # The runbook's values: warm p95 under 2 s, a warm-up over 60 s is a WARN, 93+ tests.
+    assert render.expect.latency_fail_ms == 2000
+    assert render.expect.warmup_warn_s == 60
+    assert config.repo is not None and config.repo.tests_min == 93
     assert config.environments["local"].expect.require_https is False
 
 
