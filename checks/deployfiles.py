@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import functools
 import json
 import re
+import shlex
 import sys
 from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -216,6 +220,219 @@ def asset_problems(root: Path) -> list[str]:
     return problems
 
 
+# --- the runbook's values -----------------------------------------------------------------
+
+# Render gives `starter` to a service whose render.yaml names no plan
+# (https://render.com/docs/blueprint-spec): only `plan: free` is the 512 MB free instance.
+FREE_PLAN = "free"
+_WORKERS_ARG = re.compile(r"^(?:--workers(?:=(?P<long>.*))?|-w(?P<short>.+)?)$")
+
+
+@dataclass(frozen=True)
+class Deploy:
+    """What the runbook judges in a deploy: the plan, the variables set, every worker count."""
+
+    plan: str
+    env: Mapping[str, tuple[str, str]]
+    """Variable -> (value, where it is set): the Dockerfile's ENV, then render.yaml's envVars."""
+    workers: tuple[tuple[str, str], ...]
+    """(where, count as written) for each place gunicorn may take its worker count from."""
+
+
+@dataclass(frozen=True)
+class RunbookRule:
+    """One runbook value: the problems a deploy has against it, and what the runbook says."""
+
+    free_plan_only: bool
+    problems: Callable[[Deploy], list[str]]
+    why: str
+
+
+@dataclass(frozen=True)
+class RunbookBreach:
+    """A rule a deploy breaks: each problem names the value and where it is set."""
+
+    problems: tuple[str, ...]
+    why: str
+
+
+def _setting_is(name: str, wanted: object) -> Callable[[Deploy], list[str]]:
+    """A rule's test: the variable, read as the bot reads it (bot/settings.py), equals `wanted`."""
+    from bot.settings import VARIABLES, SettingsError
+
+    def problems(deploy: Deploy) -> list[str]:
+        if name not in deploy.env:
+            return []
+        raw, where = deploy.env[name]
+        try:
+            value = VARIABLES[name].parse(name, raw)
+        except SettingsError as exc:  # the bot would refuse to start: say so
+            return [f"{exc} ({where})"]
+        return [f"{name}={raw} ({where})"] if value == wanted else []
+
+    return problems
+
+
+def _more_than_one_worker(deploy: Deploy) -> list[str]:
+    """Every place that asks gunicorn for more than one worker, or for a count not written."""
+    return [
+        f"{count} gunicorn workers ({where})"
+        if count.isdigit()
+        else f"gunicorn workers {count!r} ({where}): not a fixed count of 1"
+        for where, count in deploy.workers
+        if not (count.isdigit() and int(count) <= 1)
+    ]
+
+
+# The runbook's deploy values (issue 13, point 7). The free instance has 512 MB: past it,
+# Render restarts the service and answers 502.
+RUNBOOK_RULES = (
+    RunbookRule(
+        True,
+        _setting_is("WHISPER_ON", True),
+        "Whisper does not fit in the free instance's 512 MB (Render answers 502): WHISPER_ON=false",
+    ),
+    RunbookRule(
+        False,
+        _more_than_one_worker,
+        "one gunicorn worker: a second exceeds the free instance's 512 MB (Render answers 502) "
+        "and splits the per-process reply cache and metrics",
+    ),
+    RunbookRule(
+        False,
+        _setting_is("FLASK_ENV", "development"),
+        "development mode must never be deployed: FLASK_ENV=production",
+    ),
+    RunbookRule(
+        False,
+        _setting_is("DEV_ALLOW_UNSIGNED_WEBHOOK", True),
+        "unsigned webhooks must never be deployed: DEV_ALLOW_UNSIGNED_WEBHOOK=false",
+    ),
+)
+
+
+def _dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    """(KEYWORD, arguments) of each instruction, continuation lines joined, comments dropped."""
+    instructions, pending = [], ""
+    for line in text.splitlines():
+        if line.lstrip().startswith("#") or not (pending or line.strip()):
+            continue
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        keyword, _, arguments = (pending + line).strip().partition(" ")
+        instructions.append((keyword.upper(), arguments.strip()))
+        pending = ""
+    return instructions
+
+
+def _words(command: str) -> list[str]:
+    """A command's words: exec form (a JSON list) or shell form."""
+    try:
+        words = json.loads(command) if command.lstrip().startswith("[") else shlex.split(command)
+    except ValueError:
+        words = command.split()
+    return [str(word) for word in words] if isinstance(words, list) else command.split()
+
+
+def _worker_args(command: str) -> list[str]:
+    """The values of gunicorn's --workers / -w in a command line."""
+    words = _words(command)
+    counts = []
+    for index, word in enumerate(words):
+        match = _WORKERS_ARG.match(word)
+        if match is None:
+            continue
+        value = match["long"] or match["short"]
+        if value is None and index + 1 < len(words):
+            value = words[index + 1]
+        counts.append(value or "")
+    return counts
+
+
+def _dockerfile_env(instructions: list[tuple[str, str]]) -> dict[str, str]:
+    """The variables the Dockerfile's ENV instructions set (`ENV A=1 B=2` or `ENV A 1`)."""
+    env: dict[str, str] = {}
+    for keyword, arguments in instructions:
+        if keyword != "ENV":
+            continue
+        words = _words(arguments)
+        if words and "=" not in words[0]:
+            env[words[0]] = " ".join(words[1:])
+        else:
+            env.update(word.partition("=")[::2] for word in words if "=" in word)
+    return env
+
+
+def _config_file_workers(path: Path) -> list[str]:
+    """`workers = ...` at the top level of gunicorn's config file, as written."""
+    if not path.is_file():
+        return []
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (SyntaxError, ValueError):
+        return []  # gunicorn would not start: not the runbook's concern
+    return [
+        ast.unparse(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "workers" for t in node.targets)
+    ]
+
+
+def read_deploy(root: Path, service: Mapping[str, Any]) -> Deploy:
+    """The runbook's view of a deploy: render.yaml's web service over the Dockerfile."""
+    dockerfile = root / "Dockerfile"
+    text = dockerfile.read_text(encoding="utf-8") if dockerfile.is_file() else ""
+    instructions = _dockerfile_instructions(text)
+    env = {name: (value, "Dockerfile ENV") for name, value in _dockerfile_env(instructions).items()}
+    for item in service.get("envVars") or []:
+        if isinstance(item, dict) and "key" in item and "value" in item:
+            value = item["value"]
+            text_value = str(value).lower() if isinstance(value, bool) else str(value)
+            env[str(item["key"])] = (text_value, "render.yaml")
+    workers: list[tuple[str, str]] = []
+    commands = [("Dockerfile CMD", args) for kw, args in instructions if kw == "CMD"][-1:]
+    commands += [
+        (f"render.yaml {key}", str(service[key]))
+        for key in ("dockerCommand", "startCommand")
+        if service.get(key)
+    ]
+    if "GUNICORN_CMD_ARGS" in env:
+        value, where = env["GUNICORN_CMD_ARGS"]
+        commands.append((f"GUNICORN_CMD_ARGS in {where}", value))
+    workers += [(where, count) for where, command in commands for count in _worker_args(command)]
+    if "WEB_CONCURRENCY" in env:  # gunicorn's default worker count
+        value, where = env["WEB_CONCURRENCY"]
+        workers.append((f"WEB_CONCURRENCY in {where}", value.strip()))
+    config = root / "gunicorn.conf.py"
+    workers += [(f"{config.name} workers", count) for count in _config_file_workers(config)]
+    return Deploy(str(service.get("plan", "")), env, tuple(workers))
+
+
+def runbook_breaches(root: Path) -> list[RunbookBreach]:
+    """The runbook rules the deploy files break (none without a render.yaml web service)."""
+    import yaml
+
+    path = root / "render.yaml"
+    if not path.is_file():
+        return []  # render_problems says so
+    blueprint = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    webs = [s for s in blueprint.get("services", []) if s.get("type") == "web"]
+    if not webs:
+        return []
+    deploy = read_deploy(root, webs[0])
+    breaches = []
+    for rule in RUNBOOK_RULES:
+        if rule.free_plan_only and deploy.plan != FREE_PLAN:
+            continue
+        plan = " on the free plan" if rule.free_plan_only else ""
+        problems = tuple(problem + plan for problem in rule.problems(deploy))
+        if problems:
+            breaches.append(RunbookBreach(problems, rule.why))
+    return breaches
+
+
 def all_problems(repo: RepoSettings) -> dict[str, list[str]]:
     """Problems by file family."""
     return {
@@ -232,16 +449,31 @@ class DeployFilesCheck(Check):
     title = "render.yaml, Dockerfile and assets"
     done_when = (
         "render.yaml declares every variable (secrets sync: false), runtime docker, "
-        "/health; Dockerfile lint-clean, non-root, exec ${PORT}, HEALTHCHECK, locked"
+        "/health; Dockerfile lint-clean, non-root, exec ${PORT}, HEALTHCHECK, locked; "
+        "the runbook's values: one gunicorn worker, no Whisper on the free plan, "
+        "FLASK_ENV=production, signed webhooks"
     )
     needs_target = False
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         repo = ctx.repository()
         problems = await asyncio.to_thread(all_problems, repo)
+        breaches = await asyncio.to_thread(runbook_breaches, repo.root)
         flat = [p for group in problems.values() for p in group]
         schema, schema_name = schema_in_use(repo)
-        details: dict[str, Any] = {"problems": problems, "schema": str(schema)}
+        against = [problem for breach in breaches for problem in breach.problems]
+        details: dict[str, Any] = {
+            "problems": {**problems, "runbook": against},
+            "schema": str(schema),
+        }
+        if against:
+            others = f"; and {len(flat)} other problem(s), first: {flat[0]}" if flat else ""
+            return self.result(
+                Status.FAIL,
+                "against the runbook: " + "; ".join(against) + others,
+                "the runbook: " + "; ".join(breach.why for breach in breaches),
+                details=details,
+            )
         if flat:
             return self.result(
                 Status.FAIL,
@@ -256,6 +488,7 @@ class DeployFilesCheck(Check):
             Status.PASS,
             f"render.yaml declares all {declared} variables, valid against {schema_name}; "
             "Dockerfile hadolint-clean, "
-            "non-root, exec ${PORT}, HEALTHCHECK, locked; knowledge base and its audio present",
+            "non-root, exec ${PORT}, HEALTHCHECK, locked; knowledge base and its audio present; "
+            f"the runbook's {len(RUNBOOK_RULES)} deploy values kept",
             details=details,
         )
