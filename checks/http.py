@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import statistics
+from collections import Counter
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from checks.interface import Check, CheckContext, CheckResult, Status
+from checks.target import Cause, WakeReport, explain, explain_error, platform_of, render_502
+
+if TYPE_CHECKING:  # httpx is imported only when checks run
+    import httpx
 
 
 def _json_body(response: httpx.Response, what: str) -> dict[str, Any]:
@@ -31,6 +34,7 @@ class HttpsCheck(Check):
     id = "https"
     title = "served over https"
     statuses = frozenset({Status.PASS, Status.FAIL, Status.SKIP})  # no I/O: nothing to ERROR
+    needs_target = False  # it reads the configured URLs: nothing to wake or start
     done_when = "the base and public URLs are https (non-local environments)"
 
     async def run(self, ctx: CheckContext) -> CheckResult:
@@ -47,53 +51,56 @@ class HttpsCheck(Check):
         return self.result(Status.PASS, f"{len(urls)} URL(s) served over https: {', '.join(urls)}")
 
 
+@dataclass(frozen=True)
+class Sample:
+    """One warm GET /health: how long it took, and what was wrong with it ('' when fine)."""
+
+    ms: float
+    problem: str = ""
+    cause: Cause | None = None
+    body: Mapping[str, Any] | None = None
+
+
 class HealthCheck(Check):
-    """Wake the service once (its time is the cold start), then judge warm samples of /health."""
+    """The run's wake is the cold start; then every warm sample of /health is judged."""
 
     id = "health"
     title = "/health ok, components as expected, warm latency"
     statuses = Check.statuses | {Status.WARN}
     done_when = (
-        "status accepted, components as expected, version reported; warm p50 under the "
-        "latency limit; cold start within budget"
+        "every warm sample ok, components as expected, version reported; warm p95 under the "
+        "latency limit; a cold start (the instance was asleep) is a WARN"
     )
 
     def budget_s(self, ctx: CheckContext) -> float:
-        return ctx.expect.wake_timeout_s + ctx.expect.warm_samples * ctx.timeout_s
+        # The wake is not the check's: the runner waits for it before the check starts.
+        return (ctx.expect.warm_samples + 1) * ctx.timeout_s
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         expect = ctx.expect
-        started = ctx.clock()
-        wake = await self._wake(ctx, started)
-        cold_start_s = ctx.clock() - started
-        samples_ms = []
-        for _ in range(expect.warm_samples):
-            sent = ctx.clock()
-            last = await ctx.client.get(ctx.url("/health"), timeout=ctx.timeout_s)
-            samples_ms.append((ctx.clock() - sent) * 1000)
-        p50 = statistics.median(samples_ms) if samples_ms else 0.0
-        worst_ms = max(samples_ms, default=0.0)
+        woke = await ctx.waker.wait(ctx)
+        samples = [await _sample(ctx, expect.health_status) for _ in range(expect.warm_samples)]
+        times = [s.ms for s in samples]
+        p50, p95, worst_ms = statistics.median(times), _p95(times), max(times)
+        failed = [s for s in samples if s.problem]
         details: dict[str, Any] = {
-            "cold_start_s": round(cold_start_s, 3),
-            "warm_samples_ms": [round(s, 1) for s in samples_ms],
+            "cold_start_s": round(woke.waited_s, 3),
+            "before_awake": list(woke.seen),
+            "warm_samples_ms": [round(t, 1) for t in times],
+            "failed_samples": [s.problem for s in failed],
             "p50_ms": round(p50, 1),
+            "p95_ms": round(p95, 1),
             "max_ms": round(worst_ms, 1),
         }
-        response = last if samples_ms else wake
-        try:
-            body = _json_body(response, "/health")
-        except ValueError as exc:
-            return self.result(Status.FAIL, str(exc), "look at the service's logs", details=details)
-        details["version"] = body.get("version")
-        status = body.get("status")
-        if response.status_code != 200 or status not in expect.health_status:
+        if len(failed) * 2 > len(samples):
             return self.result(
                 Status.FAIL,
-                f"/health answered {response.status_code} with status {status!r}"
-                f" (accepted: {', '.join(expect.health_status)})",
-                "read /status/warmup for the failing start-up check",
+                _failed_summary(failed, len(samples)),
+                await _hint_for(ctx, failed),
                 details=details,
             )
+        body = next(s.body for s in reversed(samples) if s.body is not None)
+        details["version"] = body.get("version")
         mismatches = _component_mismatches(body.get("components"), expect.components)
         if mismatches:
             return self.result(
@@ -102,46 +109,25 @@ class HealthCheck(Check):
                 "fix the service's environment variables, or the expectation in opsctl.toml",
                 details=details,
             )
-        timing = f"cold start {cold_start_s:.2f}s, warm p50 {p50:.0f} ms, max {worst_ms:.0f} ms"
-        checked = f"{len(expect.components)} components as expected; {timing}"
         if not body.get("version"):
             return self.result(
-                Status.FAIL,
-                "/health reports no version",
-                "the bot must report its commit",
+                Status.FAIL, "/health reports no version", "the bot must report its commit",
                 details=details,
             )
-        if p50 > expect.latency_fail_ms:
+        timing = f"warm p50 {p50:.0f} ms, p95 {p95:.0f} ms, max {worst_ms:.0f} ms"
+        if p95 > expect.latency_fail_ms:
             return self.result(
                 Status.FAIL,
-                f"warm /health p50 {p50:.0f} ms is over the {expect.latency_fail_ms:g} ms limit",
-                "the service is overloaded or under-provisioned",
+                f"warm /health p95 {p95:.0f} ms is over the {expect.latency_fail_ms:g} ms limit"
+                f" ({timing})",
+                "the service is overloaded or under-provisioned: check its plan and its load",
                 details=details,
             )
-        notes: list[tuple[str, str]] = []  # (what was seen, what to do about it)
-        if p50 > expect.latency_warn_ms or worst_ms > expect.latency_fail_ms:
-            notes.append(
-                (
-                    f"slow: p50 {p50:.0f} ms, max {worst_ms:.0f} ms "
-                    f"(warn at {expect.latency_warn_ms:g} ms)",
-                    "the service is short of CPU or busy: check its plan and its load",
-                )
-            )
-        if cold_start_s > expect.cold_start_budget_s:
-            notes.append(
-                (
-                    f"cold start {cold_start_s:.1f}s is over the "
-                    f"{expect.cold_start_budget_s:g}s budget",
-                    "run `opsctl warmup` to keep the free instance awake",
-                )
-            )
-        if body.get("version") == "unknown":
-            notes.append(
-                (
-                    "version is 'unknown'",
-                    "deploy through Render, which sets RENDER_GIT_COMMIT, so the commit is known",
-                )
-            )
+        notes = await _notes(ctx, woke, failed, len(samples), p50, body)
+        checked = (
+            f"{len(samples)} warm samples, {len(expect.components)} components as expected; "
+            f"cold start {woke.waited_s:.2f}s, {timing}"
+        )
         if notes:
             return self.result(
                 Status.WARN,
@@ -149,23 +135,106 @@ class HealthCheck(Check):
                 "; ".join(hint for _, hint in notes),
                 details=details,
             )
+        status = body.get("status")
         return self.result(
             Status.PASS, f"status {status!r}, version {body['version']}, {checked}", details=details
         )
 
-    @staticmethod
-    async def _wake(ctx: CheckContext, started: float) -> httpx.Response:
-        """The first answer that is not 'starting': a waking instance may take a while."""
-        while True:
-            remaining = ctx.expect.wake_timeout_s - (ctx.clock() - started)
-            response = await ctx.client.get(ctx.url("/health"), timeout=max(remaining, 0.1))
-            try:
-                starting = response.json().get("status") == "starting"
-            except (ValueError, AttributeError):
-                starting = False
-            if not starting or remaining <= 0.5:
-                return response
-            await asyncio.sleep(0.25)
+
+async def _sample(ctx: CheckContext, accepted: tuple[str, ...]) -> Sample:
+    """One GET /health, judged: an error, a platform page, invalid JSON or a bad status."""
+    import httpx
+
+    sent = ctx.clock()
+    try:
+        response = await ctx.client.get(ctx.url("/health"), timeout=ctx.timeout_s)
+    except httpx.HTTPError as exc:
+        cause = explain_error(exc, ctx.clock() - sent)
+        return Sample((ctx.clock() - sent) * 1000, cause.what, cause)
+    ms = (ctx.clock() - sent) * 1000
+    if platform_of(response):
+        cause = explain(response)
+        return Sample(ms, cause.what, cause)
+    try:
+        body = _json_body(response, "/health")
+    except ValueError as exc:
+        not_json = Cause("", "/health must answer JSON: look at the service's logs", False)
+        return Sample(ms, str(exc), explain(response) if response.status_code >= 300 else not_json)
+    status = body.get("status")
+    if response.status_code != 200 or status not in accepted:
+        return Sample(
+            ms,
+            f"/health answered {response.status_code} with status {status!r}"
+            f" (accepted: {', '.join(accepted)})",
+            Cause("", "read /status/warmup for the failing start-up check", transient=True),
+        )
+    return Sample(ms, body=body)
+
+
+def _p95(times: list[float]) -> float:
+    """The 95th percentile (the largest sample when there are few)."""
+    if len(times) < 2:
+        return max(times)
+    return statistics.quantiles(times, n=20, method="inclusive")[18]
+
+
+def _failed_summary(failed: list[Sample], total: int) -> str:
+    """'2 of 5 warm samples failed: 502: Render's page ... (x2)'."""
+    counts = Counter(s.problem for s in failed)
+    problems = "; ".join(f"{p} (x{n})" if n > 1 else p for p, n in counts.most_common())
+    return f"{len(failed)} of {total} warm /health samples failed: {problems}"
+
+
+async def _hint_for(ctx: CheckContext, failed: list[Sample]) -> str:
+    """The most common failure's hint; a Render 502's names the bot's memory when known."""
+    first = Counter(s.problem for s in failed).most_common(1)[0][0]
+    cause = next(s.cause for s in failed if s.problem == first)
+    if cause is None:
+        return "look at the service's logs"
+    if cause == render_502():
+        memory = await resident_memory_mb(ctx)
+        if memory is not None:
+            return render_502(f"{memory:.0f} MB of the plan's {ctx.expect.memory_mb:g} MB").hint
+    return cause.hint
+
+
+async def _notes(
+    ctx: CheckContext,
+    woke: WakeReport,
+    failed: list[Sample],
+    total: int,
+    p50: float,
+    body: Mapping[str, Any],
+) -> list[tuple[str, str]]:
+    """(what was seen, what to do) for each thing short of a FAIL that is still not right."""
+    expect = ctx.expect
+    notes: list[tuple[str, str]] = []
+    if failed:
+        notes.append((_failed_summary(failed, total), await _hint_for(ctx, failed)))
+    if p50 > expect.latency_warn_ms:
+        notes.append(
+            (
+                f"slow: warm p50 {p50:.0f} ms (warn at {expect.latency_warn_ms:g} ms)",
+                "the service is short of CPU or busy: check its plan and its load",
+            )
+        )
+    if woke.waited_s > expect.cold_start_budget_s:
+        notes.append(
+            (
+                f"cold start {woke.waited_s:.1f}s: the instance was asleep (over the "
+                f"{expect.cold_start_budget_s:g}s budget){woke.while_waiting()}",
+                "run `opsctl warmup` to keep the free instance awake: Twilio waits 15 s, so a "
+                "message that wakes it is lost",
+            )
+        )
+    if body.get("version") == "unknown":
+        notes.append(
+            (
+                "version is 'unknown'",
+                "deploy through Render, which sets RENDER_GIT_COMMIT, so the commit is known",
+            )
+        )
+    return notes
 
 
 def _component_mismatches(actual: Any, expected: Mapping[str, Any]) -> list[str]:
@@ -240,25 +309,60 @@ class WarmupCheck(Check):
         return self.result(Status.PASS, summary, details=details)
 
 
+RESIDENT_MEMORY = "process_resident_memory_bytes"  # prometheus-client's process collector
+
+
+def _families(text: str) -> list[Any]:
+    """The metric families of a Prometheus text body (ValueError when it is not one)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return list(text_string_to_metric_families(text))
+
+
+def _resident_mb(families: list[Any]) -> float | None:
+    """The process's resident memory in MB, when the bot reports it."""
+    for family in families:
+        for sample in family.samples:
+            if sample.name == RESIDENT_MEMORY:
+                return float(sample.value) / 1e6
+    return None
+
+
+async def resident_memory_mb(ctx: CheckContext) -> float | None:
+    """What the bot's /metrics says of its resident memory (None when it cannot be read)."""
+    import httpx
+
+    try:
+        response = await ctx.client.get(ctx.url("/metrics"), timeout=ctx.timeout_s)
+        return _resident_mb(_families(response.text)) if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
 class MetricsCheck(Check):
-    """/metrics parses as Prometheus text and holds at least one metric."""
+    """/metrics parses as Prometheus text; the bot's memory is judged against the plan's."""
 
     id = "metrics"
     title = "/metrics is Prometheus text"
-    done_when = "/metrics parses as Prometheus text with at least one metric"
+    statuses = Check.statuses | {Status.WARN}
+    done_when = (
+        "/metrics parses as Prometheus text with at least one metric; resident memory under "
+        "memory_warn_share of the plan's memory"
+    )
 
     async def run(self, ctx: CheckContext) -> CheckResult:
-        from prometheus_client.parser import text_string_to_metric_families
-
         response = await ctx.client.get(ctx.url("/metrics"), timeout=ctx.timeout_s)
         if response.status_code != 200:
+            cause = explain(response)
             return self.result(
                 Status.FAIL,
-                f"/metrics answered {response.status_code}",
-                "is prometheus-client wired into the app?",
+                f"/metrics answered {cause.what}",
+                "is prometheus-client wired into the app?"
+                if response.status_code == 404
+                else cause.hint,
             )
         try:
-            families = list(text_string_to_metric_families(response.text))
+            families = _families(response.text)
         except ValueError as exc:
             return self.result(
                 Status.FAIL,
@@ -268,8 +372,21 @@ class MetricsCheck(Check):
         samples = sum(len(f.samples) for f in families)
         if not families:
             return self.result(Status.FAIL, "/metrics is empty", "register the bot's metrics")
-        return self.result(
-            Status.PASS,
-            f"{len(families)} metric families, {samples} samples",
-            details={"families": sorted(f.name for f in families)},
-        )
+        memory = _resident_mb(families)
+        details: dict[str, Any] = {
+            "families": sorted(f.name for f in families),
+            "resident_memory_mb": None if memory is None else round(memory, 1),
+        }
+        seen = f"{len(families)} metric families, {samples} samples"
+        plan, share = ctx.expect.memory_mb, ctx.expect.memory_warn_share
+        if memory is not None and memory > share * plan:
+            return self.result(
+                Status.WARN,
+                f"the bot's resident memory is {memory:.0f} MB, {memory / plan:.0%} of the "
+                f"plan's {plan:g} MB (warn above {share:.0%}); {seen}",
+                f"over {plan:g} MB Render kills the instance and answers 502: keep one gunicorn "
+                "worker and Whisper off, or move to a plan with more memory",
+                details=details,
+            )
+        used = f", resident memory {memory:.0f} MB of {plan:g} MB" if memory is not None else ""
+        return self.result(Status.PASS, seen + used, details=details)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from checks.statuses import SEVERITY as SEVERITY
 from checks.statuses import Status as Status
 from checks.statuses import worst as worst
+from checks.target import Waker
 
 if TYPE_CHECKING:  # httpx is imported only when checks run (opsctl --version stays fast)
     import httpx
@@ -33,6 +34,10 @@ class CheckResult:
     duration_s: float = 0.0
     details: Mapping[str, Any] = field(default_factory=dict)
     """JSON-serialisable measurements (latencies, files checked, cases)."""
+    transient: tuple[str, ...] = ()
+    """What its requests met that another attempt may not (a timeout, a reset, a 502): the
+    runner adds what the transport saw, and retries a gate only for a failing check with some."""
+
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,9 @@ class Expectations:
     wake_timeout_s: float = 90.0
     warm_samples: int = 5
     require_https: bool = True
+    memory_mb: float = 512.0
+    """The plan's memory (Render's free plan: 512 MB); the bot's resident memory is judged."""
+    memory_warn_share: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -143,6 +151,9 @@ class CheckContext:
     notion: NotionSettings | None = None
     cache: ResultCache | None = None
     """None: nothing is reused or kept (`--fresh` gives a cache that only keeps)."""
+    waker: Waker = field(default_factory=Waker)
+    """The run's one wake of the target: the runner awaits it before a check that talks to the
+    bot, so a sleeping instance is slow, not red; /health reports its time as the cold start."""
 
     def repository(self) -> RepoSettings:
         """The repository settings; a CheckError when there are none or the root is not a

@@ -62,6 +62,8 @@ class Watch:
     redactor: Callable[[], Redactor]
     """For everything to keep out of transcripts, asked at each exchange (derived values grow)."""
     exposures: list[Exposure] = field(default_factory=list)
+    transient: list[str] = field(default_factory=list)
+    """What another attempt may not meet again (a timeout, a reset, a 5xx): the transport adds."""
 
     def inspect(self, response: httpx.Response) -> None:
         """Note every exposable secret the response holds (headers, then body), once each."""

@@ -46,6 +46,8 @@ _ENVIRONMENT = {
 }
 _GATE = {
     "type": "object",
+        "memory_mb": _NUMBER,
+        "memory_warn_share": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
     "additionalProperties": False,
     "required": ["title", "checks"],
     "properties": {
@@ -431,6 +433,8 @@ def _environment(path: Path, name: str, data: dict[str, Any], timeout_s: float) 
         wake_timeout_s=float(data.get("wake_timeout_s", 90)),
         warm_samples=int(data.get("warm_samples", 5)),
         require_https=bool(data.get("require_https", not local)),
+        memory_mb=float(data.get("memory_mb", 512)),
+        memory_warn_share=float(data.get("memory_warn_share", 0.8)),
     )
     if expect.latency_warn_ms > expect.latency_fail_ms:
         raise ConfigError(

@@ -8,16 +8,16 @@ answered with a known secret FAILs, naming the variable and where it was seen.
 from __future__ import annotations
 
 import asyncio
-import socket
-import ssl
+import math
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import httpx
 
 from checks.interface import Check, CheckContext, CheckError, CheckResult, Status, worst
+from checks.target import WakeReport, explain_error
 from evidence.redact import Redactor, is_secret_like
 from evidence.signoffs import Signoff, signed_items, waiver_of
 from evidence.transcripts import Exposure, Watch, current_check, current_watch
@@ -30,30 +30,6 @@ EventHandler = Callable[[str, str, CheckResult | None], None]
 
 def _ignore(gate_id: str, check_id: str, result: CheckResult | None) -> None:
     pass
-
-
-def describe_http_error(exc: httpx.HTTPError, timeout_s: float) -> tuple[str, str]:
-    """(reason, hint) for an HTTP failure: refused, DNS, timeout, TLS, protocol."""
-    url = str(exc.request.url) if _has_request(exc) else "the target"
-    if isinstance(exc, httpx.TimeoutException):
-        return (
-            f"no answer from {url} within {timeout_s:g}s ({type(exc).__name__})",
-            "is the service up and awake? a sleeping free instance needs a longer wake",
-        )
-    # httpx says "All connection attempts failed"; the cause underneath says which.
-    causes = list(_causes(exc))
-    if any(isinstance(c, ConnectionRefusedError) for c in causes):
-        return (f"connection refused at {url}", "is the service running on that port?")
-    if any(isinstance(c, socket.gaierror) for c in causes):
-        return (f"DNS lookup failed for {url}", "check base_url in opsctl.toml")
-    if any(isinstance(c, ssl.SSLError) for c in causes):
-        return (f"TLS failed for {url}: {exc}", "check the certificate and the URL")
-    if isinstance(exc, httpx.ConnectError):
-        return (f"could not connect to {url}: {exc}", "check base_url and the network")
-    return (
-        f"HTTP error talking to {url}: {type(exc).__name__}: {exc}",
-        "the service broke the connection: look at its logs",
-    )
 
 
 def known_secrets(ctx: CheckContext) -> frozenset[tuple[str, str]]:
@@ -108,26 +84,6 @@ def exposed(result: CheckResult, exposures: Sequence[Exposure]) -> CheckResult:
     )
 
 
-def _has_request(exc: httpx.HTTPError) -> bool:
-    try:
-        exc.request  # noqa: B018 - raises RuntimeError when the error carries no request
-    except RuntimeError:
-        return False
-    return True
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        if isinstance(current, BaseExceptionGroup):
-            for inner in current.exceptions:
-                yield from _causes(inner)
-        current = current.__cause__ or current.__context__
-
-
 class Runner:
     """Runs gates against one target; everything it needs is passed in."""
 
@@ -176,6 +132,26 @@ class Runner:
             gates=tuple(done[g.id].result() for g in gates),
         )
 
+    def deadline_s(self, gates: Sequence[Gate], ctx: CheckContext) -> float:
+        """The longest a run of these gates can take, whatever the target does: the one wake
+        (when a check talks to the bot), then the longest chain of gates that need each other,
+        each gate bounded by its retry budget or else by its slowest check's budget."""
+        by_id = {g.id: g for g in gates}
+        ends: dict[str, float] = {}
+
+        def end_of(gate: Gate) -> float:
+            if gate.id not in ends:
+                budgets = [self._checks[c].budget_s(ctx) for c in gate.checks]
+                own = gate.retry.budget_s if gate.retry.attempts > 1 else max(budgets, default=0)
+                ends[gate.id] = own + max(
+                    (end_of(by_id[n]) for n in gate.needs if n in by_id), default=0.0
+                )
+            return ends[gate.id]
+
+        talks = any(self._checks[c].needs_target for g in gates for c in g.checks)
+        wake = ctx.expect.wake_timeout_s if talks else 0.0
+        return wake + max((end_of(g) for g in gates), default=0.0)
+
     def _settled_without_running(
         self, gate: Gate, needs: list[GateResult], skipped: Mapping[str, str]
     ) -> GateResult | None:
@@ -202,18 +178,22 @@ class Runner:
         return None
 
     async def _run_gate(self, gate: Gate, ctx: CheckContext) -> GateResult:
+        if any(self._checks[c].needs_target for c in gate.checks):
+            await self._awake(ctx)  # the wake's time is the run's, not the gate's deadline
         started = self._clock()
+        # A gate that may retry has a deadline for all its attempts; its checks' budgets are cut
+        # to what is left of it, so the deadline holds whatever the server does.
+        deadline = started + gate.retry.budget_s if gate.retry.attempts > 1 else math.inf
         attempts: list[GateAttempt] = []
         manual = [redacted(r, redactor_for(ctx)) for r in self._manual_results(gate)]
         while True:
-            ran = await asyncio.gather(*(self.run_check(gate.id, c, ctx) for c in gate.checks))
+            ran = await asyncio.gather(
+                *(self.run_check(gate.id, c, ctx, deadline) for c in gate.checks)
+            )
             results = [*ran, *manual]
             status = worst([r.status for r in results])
             attempts.append(GateAttempt(len(attempts) + 1, status, tuple(results)))
-            elapsed = self._clock() - started
-            more = len(attempts) < gate.retry.attempts
-            in_budget = elapsed + gate.retry.delay_s < gate.retry.budget_s
-            if status.passed or not (more and in_budget):
+            if status.passed or not self._worth_another(gate, attempts, started):
                 break
             await self._sleep(gate.retry.delay_s)
         last = attempts[-1]
@@ -231,6 +211,17 @@ class Runner:
             last.checks,
             tuple(attempts),
             round(self._clock() - started, 3),
+        )
+
+    def _worth_another(self, gate: Gate, attempts: Sequence[GateAttempt], started: float) -> bool:
+        """Retry only while attempts and time are left, and only when a failing check met
+        something another attempt may not meet (a timeout, a reset, a 5xx, 408 or 429)."""
+        failing = [r for r in attempts[-1].checks if not r.status.passed]
+        elapsed = self._clock() - started
+        return (
+            len(attempts) < gate.retry.attempts
+            and elapsed + gate.retry.delay_s < gate.retry.budget_s
+            and any(r.transient for r in failing)
         )
 
     def _manual_results(self, gate: Gate) -> list[CheckResult]:
@@ -261,8 +252,12 @@ class Runner:
                 )
         return results
 
-    async def run_check(self, gate_id: str, check_id: str, ctx: CheckContext) -> CheckResult:
-        """One check within its time budget; anything that stops it becomes an ERROR.
+    async def run_check(
+        self, gate_id: str, check_id: str, ctx: CheckContext, deadline: float = math.inf
+    ) -> CheckResult:
+        """One check within its time budget (and what is left of its gate's deadline); anything
+        that stops it becomes an ERROR. A check that talks to the bot first waits for the run's
+        one wake of the target, whose time is not the check's.
 
         The result leaves here redacted (every renderer gets it so), and a FAIL when the bot
         answered one of its requests with a secret.
@@ -270,24 +265,31 @@ class Runner:
         check = self._checks[check_id]
         self._on_event(gate_id, check_id, None)
         started = self._clock()
-        budget = check.budget_s(ctx)
         # The task wait_for starts copies this context: the transcript knows whose request it is,
         # what to keep out of it, and which secrets the bot's answers must not hold.
         watch = Watch(known_secrets(ctx), lambda: redactor_for(ctx))
+        woke = await self._awake(ctx) if check.needs_target else None
         token = current_check.set(f"{gate_id}/{check_id}")
         watching = current_watch.set(watch)
+        own_budget = check.budget_s(ctx)
+        budget = max(min(own_budget, deadline - self._clock()), 0.0)
         try:
+            if woke is not None and not woke.awake:
+                raise CheckError(woke.reason, woke.hint)
             result = await asyncio.wait_for(check.run(ctx), budget)
         except CheckError as exc:
             result = check.result(Status.ERROR, exc.reason, exc.hint)
         except TimeoutError:  # the check's own budget, not one request's timeout
+            waited = self._clock() - started
+            limit = f"its budget {own_budget:g}s" if budget == own_budget else "the gate's deadline"
             result = check.result(
                 Status.ERROR,
-                f"did not finish within {budget:g}s",
+                f"did not finish: stopped after {waited:.1f}s ({limit})",
                 "is the service up and awake? raise timeout_s in opsctl.toml if it is just slow",
             )
         except httpx.HTTPError as exc:
-            result = check.result(Status.ERROR, *describe_http_error(exc, ctx.timeout_s))
+            cause = explain_error(exc, self._clock() - started)
+            result = check.result(Status.ERROR, cause.what, cause.hint)
         except Exception as exc:
             if self._debug:
                 raise
@@ -299,7 +301,11 @@ class Runner:
         finally:
             current_watch.reset(watching)
             current_check.reset(token)
-        result = replace(result, duration_s=round(self._clock() - started, 3))
+        result = replace(
+            result,
+            duration_s=round(self._clock() - started, 3),
+            transient=(*result.transient, *watch.transient),
+        )
         if watch.exposures:
             result = exposed(result, watch.exposures)
         redactor = redactor_for(ctx)
@@ -308,6 +314,17 @@ class Runner:
             ctx.reports[name] = redactor.redact(text)
         self._on_event(gate_id, check_id, result)
         return result
+
+    @staticmethod
+    async def _awake(ctx: CheckContext) -> WakeReport:
+        """The run's one wake; its requests are the wake's in the transcript, no check's."""
+        token = current_check.set("wake")
+        watching = current_watch.set(None)
+        try:
+            return await ctx.waker.wait(ctx)
+        finally:
+            current_watch.reset(watching)
+            current_check.reset(token)
 
 
 def _gate_reason(attempt: GateAttempt) -> str:

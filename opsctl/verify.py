@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
-
 from checks.interface import (
     CheckContext,
     CheckResult,
@@ -30,6 +28,7 @@ from opsctl.config import Config, Environment, Gate
 from opsctl.files import write_atomically
 from opsctl.results import SKIPPED_BY_REQUEST, GateResult, RunResult
 from opsctl.runner import EventHandler, Runner
+from opsctl.transport import run_client
 
 # Variables the local bot must not inherit from the caller's shell: it gets its own.
 _BOT_OWN = (
@@ -177,16 +176,13 @@ async def run_gates(
     """Run the gates against the target with one pooled HTTP client; `environ` (os.environ
     over .env) names the secrets the runner redacts."""
     capture = capture or Capture()
-    limits = httpx.Limits(max_connections=config.concurrency)
 
     def both(gate_id: str, check_id: str, result: CheckResult | None) -> None:
         capture.on_event(gate_id, check_id, result)
         if on_event is not None:
             on_event(gate_id, check_id, result)
 
-    async with httpx.AsyncClient(
-        limits=limits, timeout=env.timeout_s, event_hooks=capture.recorder.hooks()
-    ) as client:
+    async with run_client(config.concurrency, env.timeout_s, capture.recorder.hooks()) as client:
         ctx = CheckContext(
             env_name=env.name,
             base_url=target.base_url,

@@ -251,6 +251,12 @@ def metrics_ok(world: World) -> CheckResult:
     return against(world.bot(), "metrics")
 
 
+@planted("metrics", Status.WARN)
+def metrics_memory_high(world: World) -> CheckResult:
+    """/metrics reports 480 MB resident on the free plan's 512 MB (warn above 80 %)."""
+    return against(world.bot("memory_high"), "metrics")
+
+
 @planted("metrics", Status.FAIL)
 def metrics_missing(world: World) -> CheckResult:
     """/metrics answers 404."""

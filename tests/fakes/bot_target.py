@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -46,7 +48,7 @@ WARMUP_FAULTS: dict[str, dict[str, Any]] = {
         "warnings": [],
     },
 }
-FAULTS = (
+FAULTS: tuple[str, ...] = (
     "hang",
     "health_500",
     "health_invalid_json",
@@ -69,6 +71,30 @@ FAULTS = (
     # A value derived from the token (the request's signature) echoed back: redacted, not a FAIL.
     "signature_echo",
 )
+# What Render and the network do to a deployed bot (checks/target.py tells them apart):
+DEPLOY_FAULTS = (
+    "flaky_502",  # every `fail_every`-th /health is Render's 502 page
+    "render_502",  # every request: Render's 502 page (the process is gone)
+    "asleep_hold",  # asleep until `asleep_s` after the first request, which Render holds
+    "asleep_page",  # asleep likewise, Render answers its 503 waking page meanwhile
+    "never",  # accepts the connection, never answers
+    "drip",  # /health's body one byte every `drip_interval_s`
+    "reset",  # /health's connection reset by peer (TCP RST)
+    "memory_high",  # /metrics reports 480 MB resident on a 512 MB plan
+)
+FAULTS += DEPLOY_FAULTS
+# Render's pages, as its edge sends them (the request never reached the bot). A 502 is "Render's
+# edge can't reach your process" (render.com/tutorials/when-deploys-go-wrong/runtime-errors); a
+# free instance spun down on idle is spun up by the next request, which hangs meanwhile "up to
+# a minute" (render.com/docs/free#spinning-down-on-idle), or gets Render's waking page.
+RENDER_502 = (
+    b"<html><head><title>502 Bad Gateway</title></head><body>Bad Gateway (Render)</body></html>"
+)
+RENDER_WAKING = (
+    b"<!DOCTYPE html><html><head><title>Service waking up</title></head>"
+    b"<body>This service is waking up. It will be available shortly.</body></html>"
+)
+RENDER_HEADERS = {"rndr-id": "0123abcd-4567", "x-render-routing": "no-server"}
 # Where the token starts in the straddling /metrics body: half of it before the 2048-byte cut.
 STRADDLE_AT = 2048
 
@@ -84,6 +110,15 @@ class TargetSettings:
     delay_s: float = 0.0
     """Added to every response (the concurrency benchmark uses 0.2)."""
     hang_s: float = 30.0
+    slow_health_s: float = 1.2
+    asleep_s: float = 25.0
+    """asleep_*: how long after the first request the instance is awake."""
+    fail_every: int = 2
+    drip_interval_s: float = 2.0
+    first_request_at: float | None = None
+    health_requests: int = 0
+    stopped: threading.Event = field(default_factory=threading.Event)
+    """Set when the fake stops: a request it holds ('never') lets go."""
     slow_health_s: float = 1.2
     requests: list[str] = field(default_factory=list)
     signatures: list[str] = field(default_factory=list)
@@ -123,7 +158,25 @@ def _handler(settings: TargetSettings) -> type[BaseHTTPRequestHandler]:
         def _begin(self) -> str:
             settings.requests.append(f"{self.command} {self.path}")
             time.sleep(settings.delay_s)
+            if settings.first_request_at is None:
+                settings.first_request_at = time.monotonic()
             return settings.fault
+
+        def _platform(self, fault: str) -> bool:
+            """Answer as Render or the network would, before the bot; True when it did."""
+            asleep_for = settings.first_request_at + settings.asleep_s - time.monotonic()  # type: ignore[operator]
+            if fault == "never":
+                settings.stopped.wait()
+                return True
+            if fault == "render_502":
+                self._send(502, RENDER_502, "text/html", RENDER_HEADERS)
+                return True
+            if fault == "asleep_hold" and asleep_for > 0:
+                time.sleep(asleep_for)  # Render holds the request while the instance boots
+            if fault == "asleep_page" and asleep_for > 0:
+                self._send(503, RENDER_WAKING, "text/html; charset=utf-8", {"rndr-id": "abc"})
+                return True
+            return False
 
         def do_GET(self) -> None:
             self._get(head=False)
@@ -133,6 +186,8 @@ def _handler(settings: TargetSettings) -> type[BaseHTTPRequestHandler]:
 
         def _get(self, head: bool) -> None:
             fault = self._begin()
+            if self._platform(fault):
+                return
             if self.path == "/status/warmup" and fault in WARMUP_FAULTS:
                 self._json(200, WARMUP_FAULTS[fault])
                 return
@@ -161,6 +216,12 @@ def _handler(settings: TargetSettings) -> type[BaseHTTPRequestHandler]:
 
         def _metrics(self, fault: str) -> bytes:
             text = b"# HELP up Up\n# TYPE up gauge\nup 1.0\n"
+            if fault == "memory_high":
+                text += (
+                    b"# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+                    b"# TYPE process_resident_memory_bytes gauge\n"
+                    b"process_resident_memory_bytes 4.8e+08\n"
+                )
             if fault != "token_straddles_cut":
                 return text
             token = settings.token.encode()
@@ -171,6 +232,31 @@ def _handler(settings: TargetSettings) -> type[BaseHTTPRequestHandler]:
             return text + padding + token + b"\n# more " + b"y" * 64 + b"\n"
 
         def _health(self, fault: str) -> None:
+            settings.health_requests += 1
+            if fault == "flaky_502" and settings.health_requests % settings.fail_every == 0:
+                self._send(502, RENDER_502, "text/html", RENDER_HEADERS)
+                return
+            if fault == "reset":
+                # SO_LINGER 0: close() sends RST, what a killed worker behind a proxy looks like.
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                self.connection.close()
+                self.close_connection = True
+                return
+            if fault == "drip":
+                # 200 bytes: at 2 s a byte, far longer than any wake or request deadline.
+                body = json.dumps({"status": "ok", "padding": "x" * 160}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                for byte in body:
+                    if settings.stopped.wait(settings.drip_interval_s):
+                        return
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                return
             if fault == "hang":
                 time.sleep(settings.hang_s)
             if fault == "slow_health":
@@ -222,6 +308,8 @@ def _handler(settings: TargetSettings) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             fault = self._begin()
+            if self._platform(fault):
+                return
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             if self.path != "/webhook":
                 self._send(404, b"", "text/plain")
@@ -268,5 +356,6 @@ def serve_target(settings: TargetSettings, port: int = 0) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
+        settings.stopped.set()
         server.shutdown()
         server.server_close()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -16,20 +18,26 @@ from opsctl.runner import Runner
 
 
 class Scripted(Check):
-    """Returns the given statuses one call after another (the last one repeats)."""
+    """Returns the given statuses one call after another (the last one repeats); each result
+    says it met a 502 (another attempt may help) unless `transient` is False."""
 
-    def __init__(self, check_id: str, *statuses: Status) -> None:
+    needs_target = False  # scripted: no bot to wake
+
+    def __init__(self, check_id: str, *statuses: Status, transient: bool = True) -> None:
         self.id, self.title, self.calls = check_id, check_id, 0
         self._statuses = statuses
+        self._transient = ("502",) if transient else ()
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         self.calls += 1
         status = self._statuses[min(self.calls, len(self._statuses)) - 1]
-        return self.result(status, f"call {self.calls}")
+        return replace(self.result(status, f"call {self.calls}"), transient=self._transient)
 
 
 class Rendezvous(Check):
     """Passes only if its partner is running at the same time (deadlocks if run one by one)."""
+
+    needs_target = False
 
     def __init__(self, check_id: str, mine: asyncio.Event, theirs: asyncio.Event) -> None:
         self.id = self.title = check_id
@@ -46,6 +54,7 @@ class Rendezvous(Check):
 
 class Crashing(Check):
     id = title = "crashing"
+    needs_target = False
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         raise KeyError("components")
@@ -117,6 +126,13 @@ def test_retries_stop_at_the_attempt_limit() -> None:
     assert run.gates[0].status is Status.FAIL and len(run.gates[0].attempts) == 3
 
 
+def test_no_retry_when_nothing_met_could_change() -> None:
+    # A DNS failure, a TLS error, a 404 or wrong content: asking again gets the same answer.
+    broken = Scripted("broken", Status.FAIL, transient=False)
+    run = run_gates({"broken": broken}, [gate("G", "broken", retry=Retry(3, 100, 1))])
+    assert broken.calls == 1 and len(run.gates[0].attempts) == 1
+
+
 def test_no_retry_without_budget() -> None:
     broken = Scripted("broken", Status.FAIL)
     run_gates({"broken": broken}, [gate("G", "broken", retry=Retry(3, 0.5, 1))])
@@ -128,7 +144,8 @@ def test_a_check_over_its_budget_is_an_error() -> None:
     stuck = Rendezvous("stuck", asyncio.Event(), never)
     run = run_gates({"stuck": stuck}, [gate("G", "stuck")])
     check = run.gates[0].checks[0]
-    assert (check.status, check.reason) == (Status.ERROR, "did not finish within 2s")
+    assert check.status is Status.ERROR
+    assert re.fullmatch(r"did not finish: stopped after 2\.\ds \(its budget 2s\)", check.reason)
     assert run.exit_code is ExitCode.UNREACHABLE
 
 
