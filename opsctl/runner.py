@@ -179,6 +179,8 @@ class Runner:
 
     async def _run_gate(self, gate: Gate, ctx: CheckContext) -> GateResult:
         if any(self._checks[c].needs_target for c in gate.checks):
+            for check_id in gate.checks:  # shown as running while the target wakes
+                self._on_event(gate.id, check_id, None)
             await self._awake(ctx)  # the wake's time is the run's, not the gate's deadline
         started = self._clock()
         # A gate that may retry has a deadline for all its attempts; its checks' budgets are cut
