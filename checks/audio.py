@@ -1,22 +1,34 @@
-"""Audio reachability: every MP3 answers HEAD and a ranged GET the way Twilio needs."""
+"""Audio reachability: every MP3 answers a plain GET (Twilio's fetch), HEAD and a ranged GET."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checks.interface import Check, CheckContext, CheckError, CheckResult, Status
+from checks.media import MediaProblem, fetch_like_twilio
+
+if TYPE_CHECKING:  # httpx is imported only when checks run
+    import httpx
 
 _CONTENT_RANGE = re.compile(r"bytes 0-\d+/(\d+)")
+_HINT = "Twilio rejects media that is not audio/mpeg: check the files and the route"
 
 
 class AudioCheck(Check):
-    """HEAD and a ranged GET per file: 200/206, audio/mpeg, a length, MP3 bytes, agreement."""
+    """A plain GET, HEAD and a ranged GET per file: 200/206, audio/mpeg, a length, MP3 bytes."""
 
     id = "audio"
     title = "audio files reachable as MP3"
-    done_when = "every MP3: HEAD 200, ranged GET 206, audio/mpeg, same length, MP3 bytes"
+    done_when = (
+        "every MP3: plain GET 200 as Twilio fetches it, HEAD 200, ranged GET 206, audio/mpeg, "
+        "same length, MP3 bytes"
+    )
+
+    def budget_s(self, ctx: CheckContext) -> float:
+        # /status/warmup, then every file's three requests at once, and one redirect of a GET.
+        return 3 * ctx.timeout_s
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         names = ctx.expect.audio or await self._discover(ctx)
@@ -26,18 +38,23 @@ class AudioCheck(Check):
                 "list them under `audio` in opsctl.toml",
             )
         problems = await asyncio.gather(*(self._check_file(ctx, name) for name in names))
-        failed = {name: p for name, p in zip(names, problems, strict=True) if p}
-        details: dict[str, Any] = {"files": list(names), "problems": failed}
+        failed = {name: p for name, p in zip(names, problems, strict=True) if p is not None}
+        details: dict[str, Any] = {
+            "files": list(names),
+            "problems": {name: p.what for name, p in failed.items()},
+        }
         if failed:
-            first = next(iter(failed.items()))
+            name, first = next(iter(failed.items()))
             return self.result(
                 Status.FAIL,
-                f"{len(failed)} of {len(names)} audio files broken; {first[0]}: {first[1]}",
-                "Twilio rejects media that is not audio/mpeg: check the files and the route",
+                f"{len(failed)} of {len(names)} audio files broken; {name}: {first.what}",
+                first.hint,
                 details=details,
             )
         return self.result(
-            Status.PASS, f"{len(names)} MP3 files answer HEAD and ranged GET", details=details
+            Status.PASS,
+            f"{len(names)} MP3 files answer a plain GET (as Twilio fetches), HEAD and ranged GET",
+            details=details,
         )
 
     async def _discover(self, ctx: CheckContext) -> tuple[str, ...]:
@@ -48,15 +65,26 @@ class AudioCheck(Check):
             files = []
         return tuple(str(f) for f in files if isinstance(f, str))
 
-    async def _check_file(self, ctx: CheckContext, name: str) -> str:
+    async def _check_file(self, ctx: CheckContext, name: str) -> MediaProblem | None:
         # The bot's own helpers, imported here: the bot package pulls in Flask.
-        from bot.audio import AUDIO_ROUTE_PREFIX, looks_like_mp3
+        from bot.audio import AUDIO_ROUTE_PREFIX
 
         url = ctx.url(f"{AUDIO_ROUTE_PREFIX}/{name}")
-        head, get = await asyncio.gather(
+        head, get, twilio = await asyncio.gather(
             ctx.client.head(url, timeout=ctx.timeout_s),
             ctx.client.get(url, headers={"Range": "bytes=0-15"}, timeout=ctx.timeout_s),
+            fetch_like_twilio(ctx, url),
         )
+        problem = self._head_and_range(head, get)
+        if problem:
+            return MediaProblem(url, problem, _HINT)
+        # Last: a file that passes HEAD and a ranged GET but not Twilio's own plain GET.
+        return twilio
+
+    def _head_and_range(self, head: httpx.Response, get: httpx.Response) -> str:
+        """What is wrong with the HEAD and the ranged GET of one file ('' when nothing)."""
+        from bot.audio import looks_like_mp3
+
         if head.status_code != 200:
             return f"HEAD answered {head.status_code}"
         if get.status_code != 206:

@@ -54,7 +54,9 @@ def test_a_healthy_target_passes(
     code, run, err = verify(fault_config(target()), env_file, capsys)
     assert (code, err) == (0, "")
     assert [g["status"] for g in run["gates"]] == ["PASS", "PASS", "SKIP"]
-    assert check_of(run, "audio")["reason"] == "6 MP3 files answer HEAD and ranged GET"
+    assert check_of(run, "audio")["reason"] == (
+        "6 MP3 files answer a plain GET (as Twilio fetches), HEAD and ranged GET"
+    )
     assert check_of(run, "webhook")["details"]["cases"]["signed for http://"]["status"] == 403
     verdict = "PASS with warnings: every blocking gate passed (2 PASS, 1 SKIP)"  # P2.6: advisory
     assert run["verdict"]["line"] == verdict
