@@ -6,8 +6,9 @@ import shutil
 import time
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify
+from flask import Blueprint, Flask, Response, jsonify, request
 
+from bot.signature import public_base
 from bot.state import get_state
 
 blueprint = Blueprint("status", __name__)
@@ -42,6 +43,12 @@ def health() -> tuple[Response, int]:
         "uptime_s": int(time.monotonic() - state.started_at),
         "version": state.settings.render_git_commit or "unknown",
         "components": _components(),
+        # Where /webhook checks signatures: not a secret, and the one thing that tells a bot
+        # behind a proxy that rewrites the host (it sees its container's own) from a wrong token.
+        "webhook_url": public_base(
+            request, state.settings.public_base_url, state.settings.render_external_url
+        )
+        + "/webhook",
     }
     return jsonify(body), 200 if status == "ok" else 503
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import pytest
+from flask import Flask
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
@@ -98,3 +100,23 @@ def test_public_url_then_render_external_url() -> None:
 def test_public_url_falls_back_to_the_request() -> None:
     request = _request("http://127.0.0.1:5000/webhook")
     assert public_url(request, "", "") == "http://127.0.0.1:5000/webhook"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "https://bot.example.org/webhook"),  # PUBLIC_BASE_URL of the base environment
+        (
+            {"PUBLIC_BASE_URL": "", "RENDER_EXTERNAL_URL": "https://clara.onrender.com"},
+            "https://clara.onrender.com/webhook",
+        ),
+        # Neither: the host the container sees, which Twilio never signs for.
+        ({"PUBLIC_BASE_URL": "", "RENDER_EXTERNAL_URL": ""}, "http://srv-clara:10000/webhook"),
+    ],
+)
+def test_health_names_the_url_webhook_signatures_are_checked_against(
+    make_app: Callable[..., Flask], env: dict[str, str], expected: str
+) -> None:
+    client = make_app(env).test_client()
+    health = client.get("/health", base_url="http://srv-clara:10000").get_json()
+    assert health["webhook_url"] == expected
