@@ -11,6 +11,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 
@@ -21,6 +22,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        # process_resident_memory_bytes and friends (Linux): Render kills an instance over its
+        # plan's memory (512 MB free) and answers 502; opsctl's metrics check judges this.
+        ProcessCollector(registry=r)
         self.requests = Counter(
             "clara_http_requests",
             "HTTP requests by route and status",

@@ -334,6 +334,8 @@ def test_metrics_are_prometheus_text(bot_url: str) -> None:
     assert metric(bot_url, "clara_http_requests_total", route="/health", status="200") >= 1
     assert metric(bot_url, "clara_warmup_duration_seconds") > 0
     assert metric(bot_url, "clara_warmup_ready") == 1
+    # The worker's own memory, which opsctl's metrics check holds against the plan's 512 MB.
+    assert 10e6 < metric(bot_url, "process_resident_memory_bytes") < 512e6
 
 
 def test_logs_are_json_with_request_id_masked_and_redacted(
