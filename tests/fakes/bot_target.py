@@ -162,6 +162,10 @@ def _handler(settings: TargetSettings) -> type[BaseHTTPRequestHandler]:
                 settings.first_request_at = time.monotonic()
             return settings.fault
 
+        def _drain(self) -> None:
+            """Read a request body left unread (else it is parsed as the next request)."""
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+
         def _platform(self, fault: str) -> bool:
             """Answer as Render or the network would, before the bot; True when it did."""
             asleep_for = settings.first_request_at + settings.asleep_s - time.monotonic()  # type: ignore[operator]
@@ -169,11 +173,13 @@ def _handler(settings: TargetSettings) -> type[BaseHTTPRequestHandler]:
                 settings.stopped.wait()
                 return True
             if fault == "render_502":
+                self._drain()
                 self._send(502, RENDER_502, "text/html", RENDER_HEADERS)
                 return True
             if fault == "asleep_hold" and asleep_for > 0:
                 time.sleep(asleep_for)  # Render holds the request while the instance boots
             if fault == "asleep_page" and asleep_for > 0:
+                self._drain()
                 self._send(503, RENDER_WAKING, "text/html; charset=utf-8", {"rndr-id": "abc"})
                 return True
             return False
