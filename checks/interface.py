@@ -39,6 +39,13 @@ class CheckResult:
     runner adds what the transport saw, and retries a gate only for a failing check with some."""
 
 
+# One question per language of the shipped knowledge base (bot/data/knowledge.json) whose
+# cached answer has an MP3; tests/checks/test_twilio_media.py holds them to that file.
+AUDIO_QUESTIONS = {
+    "es": "¿Cómo pido la tarjeta sanitaria?",
+    "fr": "Comment obtenir la carte sanitaire ?",
+}
+
 
 @dataclass(frozen=True)
 class Expectations:
@@ -48,6 +55,11 @@ class Expectations:
     components: Mapping[str, Any] = field(default_factory=dict)
     audio: tuple[str, ...] = ()
     """Audio file names; empty means: discover them from /status/warmup."""
+    audio_questions: Mapping[str, str] = field(default_factory=lambda: dict(AUDIO_QUESTIONS))
+    """Language -> a message the webhook check sends, whose cached answer carries an MP3."""
+    audio_host: str = ""
+    """Another host the bot's <Media> URLs may be on (AUDIO_BASE_URL's CDN); '' means only the
+    deploy's own host."""
     latency_warn_ms: float = 500.0
     latency_fail_ms: float = 2000.0
     cold_start_budget_s: float = 60.0

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from checks.interface import AcceptedRisk, Expectations, RepoSettings
+from checks.interface import AUDIO_QUESTIONS, AcceptedRisk, Expectations, RepoSettings
 from opsctl.errors import OpsctlError
 
 DEFAULT_CONFIG = Path("opsctl.toml")
@@ -32,6 +32,12 @@ _ENVIRONMENT = {
             "additionalProperties": {"type": ["boolean", "integer", "string"]},
         },
         "audio": _NAMES,
+        "audio_questions": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": {"type": "string", "minLength": 1},
+        },
+        "audio_host": {"type": "string", "pattern": "^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"},
         "latency_warn_ms": _NUMBER,
         "latency_fail_ms": _NUMBER,
         "cold_start_budget_s": _NUMBER,
@@ -426,6 +432,8 @@ def _environment(path: Path, name: str, data: dict[str, Any], timeout_s: float) 
         health_status=tuple(data.get("health_status", ("ok", "healthy"))),
         components=dict(data.get("components", {})),
         audio=tuple(data.get("audio", ())),
+        audio_questions=dict(data.get("audio_questions", AUDIO_QUESTIONS)),
+        audio_host=str(data.get("audio_host", "")).lower(),
         latency_warn_ms=float(data.get("latency_warn_ms", 500)),
         latency_fail_ms=float(data.get("latency_fail_ms", 2000)),
         cold_start_budget_s=float(data.get("cold_start_budget_s", 60)),

@@ -205,7 +205,8 @@ def test_no_file_of_any_bundle_holds_the_token_or_a_signature(
     tmp_path: Path, start_bot: Callable[..., DevServer]
 ) -> None:
     """The real bot with a known TWILIO_AUTH_TOKEN; then search every byte of every bundle."""
-    server = start_bot()
+    # Its own MP3s (not the base environment's CDN): the webhook check fetches the reply's audio.
+    server = start_bot({"AUDIO_BASE_URL": ""})
     config = config_copy(tmp_path)
     config.write_text(
         config.read_text()

@@ -18,6 +18,8 @@ from urllib.parse import parse_qs, quote
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from bot.knowledge import detect_language, load_knowledge
+
 AUDIO_DIR = Path(__file__).resolve().parents[2] / "bot" / "static" / "cache"
 COMPONENTS = {
     "whisper_loaded": False,
@@ -95,6 +97,38 @@ RENDER_WAKING = (
     b"<body>This service is waking up. It will be available shortly.</body></html>"
 )
 RENDER_HEADERS = {"rndr-id": "0123abcd-4567", "x-render-routing": "no-server"}
+# What Twilio meets in a reply's <Media>, and what answers /webhook before the bot's signature
+# check (checks/media.py, checks/webhook.py). The fake answers the webhook check's audio
+# questions from the shipped knowledge base, with <Media> on its public URL as the bot does.
+MEDIA_FAULTS = (
+    "media_http_localhost",  # <Media> on http://localhost (AUDIO_BASE_URL left at a dev value)
+    "media_404",  # <Media> names a file the bot does not serve
+    "media_get_500",  # every MP3: HEAD and a ranged GET fine, a plain GET (Twilio's) 500
+    "media_wrong_host",  # <Media> on another host than the deploy's (a stale AUDIO_BASE_URL)
+    "twiml_text_xml",  # valid TwiML served as text/xml
+    "webhook_302",  # every POST /webhook: redirected
+    "webhook_404",  # every POST /webhook: no such route
+    "webhook_render_502",  # every POST /webhook: Render's 502 page
+    "webhook_503",  # every POST /webhook: the bot's own 503 while it warms up
+    "webhook_container_host",  # signatures checked against the container's own host
+)
+FAULTS += MEDIA_FAULTS
+KNOWLEDGE = load_knowledge()
+# Where <Media> points instead of the public URL's /static/cache (AUDIO_BASE_URL gone wrong).
+MEDIA_BASES = {
+    "media_http_localhost": "http://localhost:10000/static/cache",
+    "media_wrong_host": "https://cdn.example.net/audio",
+}
+# /webhook answered by something before the signature check: (status, body, type, headers).
+WEBHOOK_ANSWERS: dict[str, tuple[int, bytes, str, dict[str, str]]] = {
+    "webhook_302": (302, b"", "text/html", {"Location": "/webhook/"}),
+    "webhook_404": (404, b"<h1>Not Found</h1>", "text/html", {}),
+    "webhook_render_502": (502, RENDER_502, "text/html", RENDER_HEADERS),
+    "webhook_503": (503, b"warming up\n", "text/plain", {"Retry-After": "5"}),
+}
+# The host a container sees behind a proxy that rewrites Host, with no PUBLIC_BASE_URL set.
+CONTAINER_URL = "http://srv-clara-5f7c9:10000"
+
 # Where the token starts in the straddling /metrics body: half of it before the 2048-byte cut.
 STRADDLE_AT = 2048
 
@@ -289,6 +323,7 @@ def _handler(settings: TargetSettings) -> type[BaseHTTPRequestHandler]:
                     "uptime_s": 5,
                     "version": "abc1234",
                     "components": components,
+                    "webhook_url": self._webhook_url(fault),
                 },
             )
 
@@ -310,6 +345,11 @@ def _handler(settings: TargetSettings) -> type[BaseHTTPRequestHandler]:
                 end = min(int(self.headers["Range"][8:] or length - 1), length - 1)
                 self._send(206, data[: end + 1], kind, {"Content-Range": f"bytes 0-{end}/{length}"})
                 return
+            if fault == "media_get_500":
+                # Only Twilio's own request fails: a plain GET, no Range (its media fetch, see
+                # twilio.com/docs/messaging/guides/accepted-mime-types).
+                self._send(500, b"<h1>Internal Server Error</h1>", "text/html")
+                return
             self._send(200, data, kind)
 
         def do_POST(self) -> None:
@@ -320,12 +360,11 @@ def _handler(settings: TargetSettings) -> type[BaseHTTPRequestHandler]:
             if self.path != "/webhook":
                 self._send(404, b"", "text/plain")
                 return
+            if fault in WEBHOOK_ANSWERS:
+                self._send(*WEBHOOK_ANSWERS[fault])
+                return
             form = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
-            public = settings.public_url or f"http://{self.headers['Host']}"
-            if fault == "webhook_internal_url":
-                # Behind a TLS-terminating proxy that keeps the Host: the app sees http://.
-                public = "http://" + public.split("://", 1)[1]
-            url = public + "/webhook"
+            url = self._webhook_url(fault)
             signature = self.headers.get("X-Twilio-Signature", "")
             if signature:
                 settings.signatures.append(signature)
@@ -339,10 +378,37 @@ def _handler(settings: TargetSettings) -> type[BaseHTTPRequestHandler]:
                 self._send(403, b"Forbidden\n", "text/plain", leak)
                 return
             reply = MessagingResponse()
+            message = reply.message()
             echo = fault == "signature_echo"
-            reply.message().body("¡Hola! Soy Clara." + (f" (signed {signature})" if echo else ""))
+            entry = KNOWLEDGE.lookup(form.get("Body", ""), detect_language(form.get("Body", "")))
+            text = entry.answer if entry else "¡Hola! Soy Clara."
+            message.body(text + (f" (signed {signature})" if echo else ""))
+            if entry is not None and entry.audio:
+                message.media(self._media_url(entry.audio, fault))
             extra = {"X-Signature-Echo": signature} if echo else leak
-            self._send(200, str(reply).encode(), "application/xml", extra)
+            # Twilio reads text/xml as TwiML too (twilio.com/docs/messaging/twiml/your-response).
+            kind = "text/xml" if fault == "twiml_text_xml" else "application/xml"
+            self._send(200, str(reply).encode(), kind, extra)
+
+        def _public(self) -> str:
+            return settings.public_url or f"http://{self.headers['Host']}"
+
+        def _webhook_url(self, fault: str) -> str:
+            """The URL this bot checks signatures against (its /health names it, as the bot's)."""
+            public = self._public()
+            if fault == "webhook_internal_url":
+                # Behind a TLS-terminating proxy that keeps the Host: the app sees http://.
+                public = "http://" + public.split("://", 1)[1]
+            if fault == "webhook_container_host":
+                public = CONTAINER_URL
+            return public + "/webhook"
+
+        def _media_url(self, name: str, fault: str) -> str:
+            """The <Media> URL of an answer's MP3: the public URL's /static/cache, as the bot's."""
+            base = MEDIA_BASES.get(fault, self._public() + "/static/cache")
+            if fault == "media_404":
+                name = name.replace(".mp3", ".v1.mp3")  # a name the cache no longer has
+            return f"{base}/{name}"
 
     return Handler
 

@@ -57,7 +57,7 @@ def test_the_repository_config_loads() -> None:
         (
             ("[environments.render]", "[environments.render]\nbase_ur = 'x'"),
             "environments.render.base_ur: unknown key; fix: remove it or use one of: audio, "
-            "base_url",
+            "audio_host, audio_questions, base_url",
         ),
         (
             ("cache_entries = 8", "cache_entries = 8.5"),
