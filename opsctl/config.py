@@ -46,14 +46,14 @@ _ENVIRONMENT = {
         "warm_samples": {"type": "integer", "minimum": 1, "maximum": 100},
         "timeout_s": _NUMBER,
         "require_https": {"type": "boolean"},
+        "memory_mb": _NUMBER,
+        "memory_warn_share": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
         "keepalive": {"type": "boolean"},
         "free_tier": {"type": "boolean"},
     },
 }
 _GATE = {
     "type": "object",
-        "memory_mb": _NUMBER,
-        "memory_warn_share": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
     "additionalProperties": False,
     "required": ["title", "checks"],
     "properties": {

@@ -144,7 +144,6 @@ class TargetSettings:
     delay_s: float = 0.0
     """Added to every response (the concurrency benchmark uses 0.2)."""
     hang_s: float = 30.0
-    slow_health_s: float = 1.2
     asleep_s: float = 25.0
     """asleep_*: how long after the first request the instance is awake."""
     fail_every: int = 2
