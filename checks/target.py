@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urljoin
 
 if TYPE_CHECKING:  # httpx is imported only when checks run (opsctl --version stays fast)
     import httpx
@@ -121,11 +122,12 @@ def render_502(memory: str = "") -> Cause:
 def _by_status(code: int, url: str, location: str) -> Cause:
     """The cause of an answer the application made itself, by its status code."""
     if 300 <= code < 400:
-        where = f" to {location}" if location else ""
+        target = urljoin(url, location) if location else ""  # Location may be relative
         return Cause(
-            f"{code}: redirected{where}",
-            f"use the final URL{where} as base_url (and as the webhook URL in Twilio's console):"
-            " Twilio signs the URL it calls, and a redirect changes it",
+            f"{code}: redirected" + (f" to {target}" if target else ""),
+            f"use the URL it redirects to{f' ({target})' if target else ''} as base_url (and "
+            "as the webhook URL in Twilio's console): Twilio signs the URL it calls, and a "
+            "redirect changes it",
             transient=False,
         )
     if code == 404:

@@ -70,7 +70,14 @@ RENDERS_502 = answer(502, RENDER_502, **HTML, rndr_id="0123", x_render_routing="
             answer(302, location="https://clara.example.org/health"),
             "",
             "302: redirected to https://clara.example.org/health",
-            "use the final URL to https://clara.example.org/health as base_url",
+            "use the URL it redirects to (https://clara.example.org/health) as base_url",
+            False,
+        ),
+        (
+            answer(301, location="/health/"),  # relative: resolved against the request's URL
+            "",
+            f"301: redirected to {URL}/",
+            f"use the URL it redirects to ({URL}/) as base_url",
             False,
         ),
         (answer(404, b"not found"), "", f"404: no such route at {URL}", "is base_url", False),
