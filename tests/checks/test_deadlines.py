@@ -29,6 +29,8 @@ from tests.checks.test_faults import check_of, gate_of
 from tests.fakes.bot_target import TargetSettings
 
 SCALE = float(os.environ.get("OPSCTL_DEADLINE_SCALE", "0.1"))
+# At full scale a run may take its whole stated deadline (a 120 s wake, a 150 s gate).
+pytestmark = pytest.mark.timeout(max(120, 400 * SCALE))
 PUBLIC = "https://bot.example.org"
 
 CONFIG = """
