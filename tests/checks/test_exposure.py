@@ -211,7 +211,8 @@ def test_a_signature_echoed_back_is_redacted_but_not_an_exposure(
     checks = [c for g in run["gates"] for c in g["checks"]]
     assert all(c["status"] in ("PASS", "SKIP") for c in checks), checks
     assert err == ""
-    assert len(settings.signatures) == 3  # signed, tampered, signed for http://
+    # signed (one per audio question: es, fr), tampered, signed for http://
+    assert len(settings.signatures) == 5
     for signature in settings.signatures:
         assert_nowhere(signature, {"stdout": out, "stderr": err}, tmp_path, skip=set())
 

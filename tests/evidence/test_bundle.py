@@ -198,6 +198,7 @@ def test_verify_local_leaves_a_bundle_evidence_verify_accepts(tmp_path: Path) ->
         "P2.2--health.json",
         "P2.2--metrics.json",
         "P2.2--warmup.json",
+        "wake.json",  # the run's one wake of the target, before any check
     }
 
 

@@ -54,6 +54,7 @@ class Planting(Check):
 
     id = "planting"
     title = "plants secrets"
+    needs_target = False  # scripted: no bot to wake
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         ctx.derived_secrets.add(DERIVED)
@@ -76,6 +77,7 @@ class Crashing(Check):
 
     id = "crashing"
     title = "crashes"
+    needs_target = False
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         raise RuntimeError(f"could not parse {TOKEN}")
