@@ -111,7 +111,9 @@ class HealthCheck(Check):
             )
         if not body.get("version"):
             return self.result(
-                Status.FAIL, "/health reports no version", "the bot must report its commit",
+                Status.FAIL,
+                "/health reports no version",
+                "the bot must report its commit",
                 details=details,
             )
         timing = f"warm p50 {p50:.0f} ms, p95 {p95:.0f} ms, max {worst_ms:.0f} ms"
