@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -9,6 +10,10 @@ from urllib.parse import urlsplit
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FLASK_ENVS = ("production", "development")
+# ASCII digits only: str.isdigit(), int() and float() also take '²' (isdigit, then int() raises)
+# and '٣' (an Arabic-Indic 3, read as port 3), so numbers are matched before they are converted.
+_WHOLE = re.compile(r"[0-9]+")
+_DECIMAL = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
 
 
 class SettingsError(ValueError):
@@ -25,20 +30,18 @@ def _bool(name: str, raw: str) -> bool:
 
 
 def _positive_float(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(
-            f"{name}={raw!r} is not a number: expected seconds, e.g. {name}=8"
-        ) from None
-    if not value > 0 or value == float("inf"):
+    # No 'nan', 'inf', '1e3' or '1_0' either: a number of seconds, as a person writes it.
+    if not _DECIMAL.fullmatch(raw.strip()):
+        raise SettingsError(f"{name}={raw!r} is not a number: expected seconds, e.g. {name}=8")
+    value = float(raw)
+    if not value > 0:
         raise SettingsError(f"{name}={raw!r} must be a positive number of seconds")
     return value
 
 
 def _port(name: str, raw: str) -> int:
     # 0 asks the OS for a free port (the tests do); Render always sets a real one.
-    if not raw.strip().isdigit() or not 0 <= int(raw) < 65536:
+    if not _WHOLE.fullmatch(raw.strip()) or not 0 <= int(raw) < 65536:
         raise SettingsError(f"{name}={raw!r} is not a TCP port: expected 0-65535, e.g. 10000")
     return int(raw)
 

@@ -65,9 +65,17 @@ def test_demo_mode_keeps_the_llm_as_the_fallback(env: dict[str, str], llm_enable
     [
         ("LLM_TIMEOUT", "abc", "not a number"),
         ("LLM_TIMEOUT", "-1", "positive"),
-        ("WHISPER_TIMEOUT", "nan", "positive"),
+        ("WHISPER_TIMEOUT", "nan", "not a number"),
+        ("WHISPER_TIMEOUT", "inf", "not a number"),
+        ("LLM_TIMEOUT", "0", "positive"),
+        ("LLM_TIMEOUT", "٣", "not a number"),  # an Arabic-Indic 3: float() reads it as 3.0
+        ("LLM_TIMEOUT", "1_0", "not a number"),
         ("DEMO_MODE", "maybe", "not a boolean"),
         ("PORT", "70000", "not a TCP port"),
+        ("PORT", "abc", "not a TCP port"),
+        ("PORT", "²", "not a TCP port"),  # isdigit() says yes, int() raises
+        ("PORT", "٣", "not a TCP port"),  # isdigit() says yes, int() reads 3
+        ("PORT", "-1", "not a TCP port"),
         ("LOG_LEVEL", "LOUD", "not one of"),
         ("FLASK_ENV", "staging", "not one of"),
         ("PUBLIC_BASE_URL", "clara.onrender.com", "not an http(s) URL"),
@@ -106,11 +114,11 @@ def test_secret_values_lists_only_secrets() -> None:
     }
 
 
-def test_gunicorn_refuses_a_bad_setting_with_one_line() -> None:
-    """The Dockerfile's command, run as the image runs it, exits 2 naming the variable."""
-    env = {**os.environ, "LLM_TIMEOUT": "abc", "PORT": "0"}
+def _run_image_command(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The Dockerfile's command, run as the image runs it, with these variables."""
+    env = {**os.environ, **env}
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    done = subprocess.run(
+    return subprocess.run(
         ["/bin/sh", "-c", local_command()],
         cwd=REPO_ROOT,
         env=env,
@@ -118,6 +126,11 @@ def test_gunicorn_refuses_a_bad_setting_with_one_line() -> None:
         text=True,
         timeout=60,
     )
+
+
+def test_gunicorn_refuses_a_bad_setting_with_one_line() -> None:
+    """The Dockerfile's command, run as the image runs it, exits 2 naming the variable."""
+    done = _run_image_command({"LLM_TIMEOUT": "abc", "PORT": "0"})
     assert done.returncode == 2
     output = done.stdout + done.stderr
     assert "Traceback" not in output
@@ -126,3 +139,16 @@ def test_gunicorn_refuses_a_bad_setting_with_one_line() -> None:
         "clara: cannot start: LLM_TIMEOUT='abc' is not a number: "
         "expected seconds, e.g. LLM_TIMEOUT=8"
     ]
+
+
+def test_gunicorn_refuses_a_port_in_other_digits() -> None:
+    """PORT=٣ binds port 3 as far as gunicorn goes; the bot's settings refuse it before
+    anything listens (gunicorn runs on_starting before it opens its sockets)."""
+    done = _run_image_command({"PORT": "٣"})
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "Traceback" not in output
+    assert "Listening at" not in output
+    assert "clara: cannot start: PORT='٣' is not a TCP port: expected 0-65535, e.g. 10000" in (
+        output.splitlines()
+    )
