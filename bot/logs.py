@@ -9,7 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable
-from typing import TextIO
+from typing import Any, TextIO
 
 from flask import Flask, Response, g, has_request_context, request
 
@@ -18,6 +18,25 @@ LOGGER_NAME = "clara"
 # Whole tokens only, so hex ids and timestamps are left alone.
 _PHONE = re.compile(r"(?<![\w+])\+?\d{7,15}(?![\w])")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# Every character a reader may take for the end of a line or a terminal command: the C0 and C1
+# controls (Unicode's Cc: \n, \r, \x1b, NEL) and the line and paragraph separators, which
+# str.splitlines() breaks on too. A request path with %0A must not start a log line of its own.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_C1_AND_SEPARATORS = re.compile(r"[\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group(0)
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """The text on one line: each control or line-breaking character written as an escape."""
+    return _CONTROLS.sub(_escape, text)
 
 
 def mask_phone_numbers(text: str) -> str:
@@ -58,6 +77,26 @@ class RedactingFormatter(logging.Formatter):
         return self.redact(self._inner.format(record))
 
 
+class PlainFormatter(logging.Formatter):
+    """One record, one line: a request's path or header cannot start a line of its own.
+
+    The message line is escaped whole; a traceback keeps its lines, each escaped and indented,
+    so none can pass for a record of its own either."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        return _indented(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indented(super().formatStack(stack_info))
+
+
+def _indented(text: str) -> str:
+    return "\n".join("  " + escape_controls(line) for line in text.split("\n"))
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line."""
 
@@ -73,7 +112,11 @@ class JsonFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        # json.dumps escapes C0 controls but, with ensure_ascii off, leaves C1 controls and
+        # U+2028/U+2029 as they are: line breaks to str.splitlines(). Escaped, the JSON is the same.
+        return _C1_AND_SEPARATORS.sub(
+            lambda m: f"\\u{ord(m.group(0)):04x}", json.dumps(entry, ensure_ascii=False)
+        )
 
 
 def configure_logging(
@@ -88,7 +131,7 @@ def configure_logging(
     inner = (
         JsonFormatter()
         if json_lines
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        else PlainFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
     )
     handler.setFormatter(RedactingFormatter(inner, secrets))
     logger.addHandler(handler)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
+from collections.abc import Callable
+from urllib.parse import quote, urlsplit
 
 import pytest
 
 from bot.logs import configure_logging, mask_phone_numbers
+from opsctl.devserver import DevServer
 
 SECRET = "tok-0123456789abcdef"  # pragma: allowlist secret
 
@@ -46,3 +50,56 @@ def test_secrets_never_reach_the_stream(json_lines: bool) -> None:
         assert [r["msg"] for r in records] == ["token is [REDACTED]", "fields", "failed"]
         assert records[1]["header"] == "Bearer [REDACTED]"
         assert "ValueError: bad token [REDACTED] for +34******678" in records[2]["exc"]
+
+
+FORGED = "2026-01-01 00:00:00,000 INFO clara [-] POST /webhook 200 1.0ms"
+# Every way a request could end a log line: LF, CR, NEL (C1), U+2028, U+2029, and ESC for a
+# terminal that reads the log.
+BREAKS = ["\n", "\r", "\r\n", "\x85", "\u2028", "\u2029", "\x1b[2K"]
+
+
+@pytest.mark.parametrize("json_lines", [True, False])
+@pytest.mark.parametrize("brk", BREAKS, ids=["LF", "CR", "CRLF", "NEL", "LS", "PS", "ESC"])
+def test_a_record_is_one_line_whatever_its_fields_hold(json_lines: bool, brk: str) -> None:
+    stream = io.StringIO()
+    logger = configure_logging("INFO", json_lines, [], stream=stream)
+    logger.info("GET %s 404", f"/x{brk}{FORGED}", extra={"fields": {"path": f"/x{brk}{FORGED}"}})
+    output = stream.getvalue()
+    assert len(output.splitlines()) == 1, output
+    if json_lines:
+        record = json.loads(output)
+        assert record["msg"] == f"GET /x{brk}{FORGED} 404"  # escaped, not lost
+        assert record["path"] == f"/x{brk}{FORGED}"
+    else:
+        assert "\x1b" not in output and "\r" not in output
+        assert not any(line.startswith("2026-01-01") for line in output.splitlines())
+
+
+def test_a_plain_traceback_cannot_pass_for_a_record() -> None:
+    stream = io.StringIO()
+    logger = configure_logging("INFO", False, [], stream=stream)
+    try:
+        raise ValueError(f"bad path /x\n{FORGED}")
+    except ValueError:
+        logger.exception("failed")
+    first, *rest = stream.getvalue().splitlines()
+    assert first.endswith("failed")
+    assert rest and all(line.startswith("  ") for line in rest), rest
+    assert f"  {FORGED}" in rest
+
+
+def test_a_newline_in_the_path_does_not_forge_a_line_under_gunicorn(
+    start_bot: Callable[..., DevServer],
+) -> None:
+    """OBSERVABILITY_ON=false: plain lines. %0A, %0D and NEL in a path stay in its own line."""
+    server = start_bot({"OBSERVABILITY_ON": "false"})
+    parts = urlsplit(server.url)
+    for brk in ("%0A", "%0D", "%0D%0A", "%C2%85", "%E2%80%A8"):
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+        connection.request("GET", "/x" + brk + quote(FORGED))
+        assert connection.getresponse().status == 404
+        connection.close()
+    server.stop()
+    forged = [line for line in server.lines if line.startswith("2026-01-01")]
+    assert forged == []
+    assert sum("GET /x\\" in line and "404" in line for line in server.lines) == 5
