@@ -10,6 +10,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.answers import Answer
 from bot.audio import AUDIO_ROUTE_PREFIX
+from bot.metrics import Refusal
 from bot.signature import is_valid_signature, public_base, public_url
 from bot.state import BotState, get_state
 
@@ -21,7 +22,7 @@ blueprint = Blueprint("webhook", __name__)
 log = logging.getLogger("clara.webhook")
 
 
-def _refuse(state: BotState, reason: str) -> Response:
+def _refuse(state: BotState, reason: Refusal) -> Response:
     state.metrics.signature_rejections.labels(reason).inc()
     log.warning("webhook refused with 403 (signature %s)", reason)
     return Response("Forbidden: invalid Twilio signature\n", 403, mimetype="text/plain")
@@ -75,14 +76,14 @@ def webhook() -> Response:
     checking = not settings.dev_allow_unsigned_webhook
     _abort_if_too_large()
     if checking and not settings.twilio_auth_token:
-        return _refuse(state, "unconfigured")  # fail closed: no token, no answers
+        return _refuse(state, Refusal.UNCONFIGURED)  # fail closed: no token, no answers
     if checking and not signature:
-        return _refuse(state, "missing")
+        return _refuse(state, Refusal.MISSING)
     _read_form_or_400()
     form = request.form
     url = public_url(request, settings.public_base_url, settings.render_external_url)
     if checking and not is_valid_signature(settings.twilio_auth_token, url, form, signature):
-        return _refuse(state, "invalid")
+        return _refuse(state, Refusal.INVALID)
 
     message_sid = form.get("MessageSid", "")
     sender = form.get("From", "")
