@@ -113,12 +113,15 @@ def _warmup_steps(app: Flask, state: BotState) -> list[WarmupStep]:
         )
         return "live LLM on cache misses" if llm else "cache and fallback only"
 
+    def webhook_credentials() -> str:
+        if settings.dev_allow_unsigned_webhook:
+            raise StepWarning("DEV_ALLOW_UNSIGNED_WEBHOOK is on: /webhook checks no signature")
+        if not settings.twilio_auth_token:
+            raise StepFailed("TWILIO_AUTH_TOKEN is not set: /webhook answers 403 to every request")
+        return "Twilio signatures are checked"
+
     def configuration() -> str:
         notes = []
-        if settings.dev_allow_unsigned_webhook:
-            notes.append("DEV_ALLOW_UNSIGNED_WEBHOOK is on: /webhook checks no signature")
-        elif not settings.twilio_auth_token:
-            notes.append("TWILIO_AUTH_TOKEN is not set: /webhook answers 403 to every request")
         if settings.llm_live and not settings.gemini_api_key:
             notes.append("LLM_LIVE is on but GEMINI_API_KEY is not set: the LLM stays off")
         if settings.demo_mode and not settings.llm_live:
@@ -131,10 +134,17 @@ def _warmup_steps(app: Flask, state: BotState) -> list[WarmupStep]:
             raise StepWarning("; ".join(notes))
         return "consistent"
 
+    # Each step that keeps the bot from its purpose when it fails says so in fixed words: they
+    # are /health's reason, which Render's health check and `opsctl verify` both read.
     return [
-        WarmupStep("knowledge_base", knowledge_base),
-        WarmupStep("audio_files", audio_files),
-        WarmupStep("http_client", http_client),
-        WarmupStep("answerer", answerer),
+        WarmupStep("knowledge_base", knowledge_base, "knowledge base not loaded"),
+        WarmupStep("audio_files", audio_files, "audio files missing or not MP3"),
+        WarmupStep("http_client", http_client, "no HTTP client"),
+        WarmupStep("answerer", answerer, "no answerer: messages cannot be answered"),
+        WarmupStep(
+            "webhook_credentials",
+            webhook_credentials,
+            "TWILIO_AUTH_TOKEN is not set: every webhook is refused (403)",
+        ),
         WarmupStep("configuration", configuration),
     ]

@@ -10,6 +10,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 
 from bot.signature import public_base
 from bot.state import get_state
+from bot.warmup import WarmupReport
 
 blueprint = Blueprint("status", __name__)
 HEALTH_PATH = "/health"
@@ -32,13 +33,22 @@ def _components() -> dict[str, Any]:
     }
 
 
+def _reason(report: WarmupReport) -> str:
+    """Why the bot is not serving, in the failed steps' fixed words ('' when it is)."""
+    if report.status == "starting":
+        return "the start-up warm-up is running"
+    return "; ".join(report.reasons)
+
+
 @blueprint.get(HEALTH_PATH)
 def health() -> tuple[Response, int]:
-    """200 with status 'ok' once warmed up; 503 'starting' or 'degraded' otherwise."""
+    """200 with status 'ok' once warmed up; 503 'starting' or 'degraded', with the reason,
+    otherwise: Render's own health check then sees what `opsctl verify` sees."""
     state = get_state()
     assert state.warmup is not None
-    status = state.warmup.report().status
-    body = {
+    report = state.warmup.report()
+    status = report.status
+    body: dict[str, Any] = {
         "status": status,
         "uptime_s": int(time.monotonic() - state.started_at),
         "version": state.settings.render_git_commit or "unknown",
@@ -50,6 +60,8 @@ def health() -> tuple[Response, int]:
         )
         + "/webhook",
     }
+    if status != "ok":
+        body["reason"] = _reason(report)
     return jsonify(body), 200 if status == "ok" else 503
 
 

@@ -23,6 +23,14 @@ class WarmupStep:
 
     name: str
     run: Callable[[], str]
+    unready: str = ""
+    """What /health says when this step fails: fixed words, never the failure's own detail
+    (a path, an exception's text), which /status/warmup shows. Empty: the step's name."""
+
+    @property
+    def reason(self) -> str:
+        """Why the bot cannot serve when this step failed, for /health."""
+        return self.unready or f"start-up step {self.name} failed"
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,8 @@ class WarmupReport:
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+    """Why the bot is not ready, in the fixed words of each failed step (for /health)."""
 
     @property
     def status(self) -> str:
@@ -73,6 +83,7 @@ class Warmup:
         self._checks: dict[str, dict[str, Any]] = {}
         self._errors: list[str] = []
         self._warnings: list[str] = []
+        self._reasons: list[str] = []
         self._started = clock()
         self._ended: float | None = None
         self._running_step = ""
@@ -93,6 +104,7 @@ class Warmup:
                 self._checks[step.name] = {"ok": ok, "detail": detail}
                 if not ok:
                     self._errors.append(f"{step.name}: {detail}")
+                    self._reasons.append(step.reason)
                 elif warning:
                     self._warnings.append(f"{step.name}: {detail}")
         with self._lock:
@@ -119,12 +131,13 @@ class Warmup:
             ended = self._ended
             elapsed = (ended if ended is not None else now) - self._started
             errors = list(self._errors)
+            reasons = list(self._reasons)
             overran = elapsed > self._timeout
             if overran:
                 where = f" (stuck in {self._running_step})" if self._running_step else ""
-                errors.append(
-                    f"warm-up did not finish within WARMUP_TIMEOUT_SEC={self._timeout:g}s" + where
-                )
+                late = f"warm-up did not finish within WARMUP_TIMEOUT_SEC={self._timeout:g}s"
+                errors.append(late + where)
+                reasons.append(late)
             finished = ended is not None or overran
             return WarmupReport(
                 ready=finished and not errors,
@@ -133,4 +146,5 @@ class Warmup:
                 checks={name: dict(check) for name, check in self._checks.items()},
                 errors=tuple(errors),
                 warnings=tuple(self._warnings),
+                reasons=tuple(reasons),
             )

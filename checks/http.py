@@ -164,9 +164,13 @@ async def _sample(ctx: CheckContext, accepted: tuple[str, ...]) -> Sample:
         return Sample(ms, str(exc), explain(response) if response.status_code >= 300 else not_json)
     status = body.get("status")
     if response.status_code != 200 or status not in accepted:
+        # The bot says why it is degraded (no token, no knowledge base, audio missing): fixed
+        # words of its own, the same that Render's health check reads.
+        reason = body.get("reason")
+        why = f": {reason}" if isinstance(reason, str) and reason else ""
         return Sample(
             ms,
-            f"/health answered {response.status_code} with status {status!r}"
+            f"/health answered {response.status_code} with status {status!r}{why}"
             f" (accepted: {', '.join(accepted)})",
             Cause("", "read /status/warmup for the failing start-up check", transient=True),
         )

@@ -67,7 +67,13 @@ def test_a_healthy_target_passes(
     [
         ("health_500", "health", "FAIL", "/health answered 500 with invalid JSON"),
         ("health_invalid_json", "health", "FAIL", "/health answered 200 with invalid JSON"),
-        ("health_degraded", "health", "FAIL", "/health answered 503 with status 'degraded'"),
+        (
+            "health_degraded",
+            "health",
+            "FAIL",
+            "/health answered 503 with status 'degraded': TWILIO_AUTH_TOKEN is not set: every "
+            "webhook is refused (403) (accepted: ok, healthy)",
+        ),
         ("wrong_component", "health", "FAIL", "components differ: cache_entries is 7, expected 8"),
         ("slow_health", "health", "FAIL", "over the 1000 ms limit"),
         (

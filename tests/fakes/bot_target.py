@@ -85,6 +85,8 @@ DEPLOY_FAULTS = (
     "memory_high",  # /metrics reports 480 MB resident on a 512 MB plan
 )
 FAULTS += DEPLOY_FAULTS
+# /health's reason under health_degraded: the bot's words for a missing auth token.
+DEGRADED_REASON = "TWILIO_AUTH_TOKEN is not set: every webhook is refused (403)"
 # Render's pages, as its edge sends them (the request never reached the bot). A 502 is "Render's
 # edge can't reach your process" (render.com/tutorials/when-deploys-go-wrong/runtime-errors); a
 # free instance spun down on idle is spun up by the next request, which hangs meanwhile "up to
@@ -315,16 +317,16 @@ def _handler(settings: TargetSettings) -> type[BaseHTTPRequestHandler]:
             if fault == "token_in_health":
                 components["debug"] = f"auth token {settings.token}"
             status = "degraded" if fault == "health_degraded" else "ok"
-            self._json(
-                200 if status == "ok" else 503,
-                {
-                    "status": status,
-                    "uptime_s": 5,
-                    "version": "abc1234",
-                    "components": components,
-                    "webhook_url": self._webhook_url(fault),
-                },
-            )
+            body = {
+                "status": status,
+                "uptime_s": 5,
+                "version": "abc1234",
+                "components": components,
+                "webhook_url": self._webhook_url(fault),
+            }
+            if status != "ok":  # as the bot says why (bot/status.py)
+                body["reason"] = DEGRADED_REASON
+            self._json(200 if status == "ok" else 503, body)
 
         def _audio(self, name: str, fault: str, head: bool) -> None:
             data = audio.get(name)
