@@ -365,7 +365,23 @@ def notion_init(parent: str | None, config_path: Path, env_file: Path) -> int:
             "no parent page; fix: opsctl notion init --parent PAGE_ID (a page shared with the "
             "integration: ... > Connections)"
         )
-    for line in init(connect(config, _environment(env_file)), config, parent):
+    for line in init(connect(config, _environment(env_file)), config, parent, _say_on_stderr):
+        click.echo(line)
+    return ExitCode.OK
+
+
+def _say_on_stderr(line: str) -> None:
+    click.echo(f"notion: {line}", err=True)
+
+
+@notion.command("status")
+@config_option
+def notion_status(config_path: Path) -> int:
+    """What waits in the outbox, and what Notion refused for good (with why); offline."""
+    from opsctl.notion.outbox import Outbox
+    from opsctl.notion.service import status_lines
+
+    for line in status_lines(Outbox(_load(config_path).notion.outbox)):
         click.echo(line)
     return ExitCode.OK
 
@@ -373,12 +389,18 @@ def notion_init(parent: str | None, config_path: Path, env_file: Path) -> int:
 @notion.command("sync")
 @click.option("--env", "env_names", multiple=True, help="Only this environment (repeatable).")
 @click.option("--run", "run_ref", help="This bundle (folder name, path or latest) only.")
+@click.option(
+    "--retry-refused",
+    is_flag=True,
+    help="Queue again the changes Notion refused (opsctl notion status lists them).",
+)
 @config_option
 @env_file_option
 @evidence_dir_option
 def notion_sync(
     env_names: tuple[str, ...],
     run_ref: str | None,
+    retry_refused: bool,
     config_path: Path,
     env_file: Path,
     evidence_dir: Path | None,
@@ -408,11 +430,13 @@ def notion_sync(
         )
     ]
     sync = connect(config, environ)
+    if retry_refused:
+        click.echo(f"notion: queued again {sync.outbox.retry_refused()} refused change(s)")
     if not changes and not sync.outbox.pending():
         raise OpsctlError(
             f"nothing to sync: no evidence bundles under {root}; fix: run opsctl verify"
         )
-    report = push(config, changes, sync)
+    report = push(config, changes, sync, on_wait=_say_on_stderr)
     from opsctl.job import echo_notion
 
     echo_notion(report, config.notion.outbox, to_stderr=False)

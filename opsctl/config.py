@@ -155,6 +155,14 @@ SCHEMA = {
                 "evidence_url": {"type": "string", "pattern": "^https?://"},
                 "requests_per_second": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
                 "timeout_s": _NUMBER,
+                "verify_wait_s": _NUMBER,
+                "property_ids": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string", "minLength": 1},
+                    },
+                },
             },
         },
         "gates": {"type": "object", "minProperties": 1, "additionalProperties": _GATE},
@@ -243,6 +251,12 @@ class NotionConfig:
     """Where bundles are published (a run's link is <evidence_url>/<bundle>/report.html)."""
     requests_per_second: float = 3.0
     timeout_s: float = 20.0
+    verify_wait_s: float = 30.0
+    """How long `verify --notion` waits for another process sending to Notion; then its
+    changes stay queued for the next sync."""
+    property_ids: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Per database ('gates', 'runs'): our column -> its Notion property id, which a rename in
+    Notion keeps (`opsctl notion init` records them)."""
 
     def database_id(self, table: str) -> str:
         """The id of our 'gates' or 'runs' database ('' before `opsctl notion init`)."""
@@ -329,6 +343,8 @@ def load_config(path: Path, check_ids: Iterable[str]) -> Config:
             evidence_url=str(notion.get("evidence_url", "")).rstrip("/"),
             requests_per_second=float(notion.get("requests_per_second", 3.0)),
             timeout_s=float(notion.get("timeout_s", 20.0)),
+            verify_wait_s=float(notion.get("verify_wait_s", 30.0)),
+            property_ids={t: dict(ids) for t, ids in notion.get("property_ids", {}).items()},
         ),
     )
 

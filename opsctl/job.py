@@ -87,7 +87,10 @@ def execute(request: VerifyRequest) -> ExitCode:
         try:
             _sync_run_to_notion(config, run, bundle, environ)
         except Exception as exc:  # whatever went wrong, the verdict above stands
-            click.echo(f"Notion sync pending: {type(exc).__name__}: {exc}", err=True)
+            from opsctl.errors import OpsctlError
+
+            why = exc if isinstance(exc, OpsctlError) else f"{type(exc).__name__}: {exc}"
+            click.echo(f"Notion sync pending: {why}", err=True)
     return run.exit_code
 
 
@@ -231,7 +234,13 @@ def _sync_run_to_notion(
         data, link = as_data(run), ""
         run_id = f"{run.started_at.replace('-', '').replace(':', '')}_{run.env}"
     changes = run_changes(data, run_id, link, configured_secrets(config, environ))
-    report = push(config, changes, environ=dict(environ))
+
+    def waiting(line: str) -> None:
+        click.echo(f"notion: {line}", err=True)
+
+    # Bounded: the verdict is out, and a sync elsewhere may take minutes; ours stays queued.
+    wait_s = config.notion.verify_wait_s
+    report = push(config, changes, environ=dict(environ), wait_s=wait_s, on_wait=waiting)
     echo_notion(report, config.notion.outbox, to_stderr=True)
 
 

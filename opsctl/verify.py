@@ -81,7 +81,7 @@ def open_target(
     if not env.start_bot:
         yield Target(env.base_url, env.public_url, _token_of(env, environ))
         return
-    from opsctl.devserver import DevServer
+    from opsctl.devserver import REPO_ROOT, DevServer
 
     token = secrets.token_hex(16)  # made for this run: the bot and the checks share it
     bot_env = {k: v for k, v in os.environ.items() if not k.startswith(_BOT_OWN)}
@@ -89,7 +89,7 @@ def open_target(
         TWILIO_ACCOUNT_SID="AC" + secrets.token_hex(16),
         TWILIO_AUTH_TOKEN=token,
         PUBLIC_BASE_URL=env.public_url,
-        RENDER_GIT_COMMIT=_git_commit(),  # the local bot is this checkout
+        RENDER_GIT_COMMIT=_git_commit(REPO_ROOT),  # the local bot runs from this checkout
         LOG_LEVEL="WARNING",
     )
     server = DevServer(bot_env, port=0)
@@ -108,14 +108,15 @@ def _token_of(env: Environment, environ: Mapping[str, str]) -> dict[str, str]:
     return {env.token_env: token} if token else {}
 
 
-def _git_commit() -> str:
+def _git_commit(checkout: Path) -> str:
+    """The short commit of `checkout` (whatever the current directory is), or ''."""
     import subprocess
 
     from checks import children
 
     try:
         done = children.run(
-            ["git", "rev-parse", "--short", "HEAD"],
+            ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
             capture_output=True,
             text=True,
             timeout=5,
@@ -288,7 +289,7 @@ def record_evidence(
     inputs = BundleInputs(
         run=run,
         tool_version=__version__,
-        git_commit=_git_commit() or "unknown",
+        git_commit=_git_commit(config.repository().root) or "unknown",
         ended_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         outcome=outcome,
         exchanges=tuple(capture.recorder.exchanges),

@@ -134,3 +134,71 @@ def drift(table: Table, properties: Mapping[str, Any]) -> Drift:
         elif found.get("type") != column.type:
             wrong.append((column, str(found.get("type"))))
     return Drift(tuple(missing), tuple(wrong))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where our columns are in one data source: found by property id, which a rename in
+    Notion keeps (https://developers.notion.com/reference/property-object: a property's `id`
+    stays while its name changes; filters and page writes take the id in place of the name)."""
+
+    ids: Mapping[str, str]
+    """Our column's name -> its property id in Notion (columns found only)."""
+    names: Mapping[str, str]
+    """Our column's name -> its name in Notion now (columns found only)."""
+    missing: tuple[Column, ...] = ()
+    retyped: tuple[tuple[Column, str, str], ...] = ()
+    """(our column, its name in Notion, the type it has there)."""
+    pinned: bool = False
+    """Whether ids were known beforehand (opsctl.toml); else columns were matched by name."""
+
+    def id_of(self, column: str) -> str:
+        """The property id to filter or write `column` by (its name, if it was not found)."""
+        return self.ids.get(column, column)
+
+    def renamed(self) -> dict[str, str]:
+        """Our column's name -> the other name it has in Notion now."""
+        return {ours: theirs for ours, theirs in self.names.items() if ours != theirs}
+
+    def ours(self, page: Mapping[str, Any]) -> dict[str, Any]:
+        """A page as Notion returns it, its properties keyed by our column names."""
+        by_id = {p.get("id"): p for p in page.get("properties", {}).values()}
+        props = {ours: by_id[pid] for ours, pid in self.ids.items() if pid in by_id}
+        return {**page, "properties": props}
+
+
+def resolve(table: Table, properties: Mapping[str, Any], pinned: Mapping[str, str]) -> Layout:
+    """Find each of the table's columns in a data source's `properties` (as Notion returns them):
+    by its pinned property id first, else by its name; the title column by its type."""
+    by_id = {str(p.get("id")): (name, p) for name, p in properties.items()}
+    taken = {pid for ours, pid in pinned.items() if pid in by_id}
+    ids, names, missing, retyped = {}, {}, [], []
+    for column in table.columns:
+        found = _locate(column, properties, by_id, pinned.get(column.name, ""), taken)
+        if found is None:
+            missing.append(column)
+            continue
+        name, prop = found
+        if prop.get("type") != column.type:
+            retyped.append((column, name, str(prop.get("type"))))
+            continue
+        ids[column.name], names[column.name] = str(prop.get("id") or name), name
+    return Layout(ids, names, tuple(missing), tuple(retyped), pinned=bool(pinned))
+
+
+def _locate(
+    column: Column,
+    properties: Mapping[str, Any],
+    by_id: Mapping[str, tuple[str, Any]],
+    pinned_id: str,
+    taken: set[str],
+) -> tuple[str, Any] | None:
+    """(name in Notion, property) of one column, or None."""
+    if column.type == "title":  # a data source has one title property; its id is 'title'
+        return next(((n, p) for n, p in properties.items() if p.get("type") == "title"), None)
+    if pinned_id in by_id:
+        return by_id[pinned_id]
+    prop = properties.get(column.name)
+    if prop is not None and str(prop.get("id")) not in taken:
+        return column.name, prop  # not pinned yet, or deleted and made again with a new id
+    return None

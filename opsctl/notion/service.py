@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +14,12 @@ from opsctl.notion.gateway import (
     NotionError,
     NotionGateway,
     NotionSetupError,
-    Pacer,
+    Pacing,
+    SharedPacer,
     notion_client,
+    pace_file,
 )
-from opsctl.notion.outbox import Outbox, RowChange
+from opsctl.notion.outbox import Outbox, Refused, RowChange
 from opsctl.notion.schema import GATES, RUNS, TABLES
 from opsctl.notion.sync import Database, NotionSync, SyncReport
 
@@ -36,27 +38,43 @@ def notion_token(environ: Mapping[str, str]) -> str:
     return token
 
 
-def connect(config: Config, environ: Mapping[str, str], pacer: Pacer | None = None) -> NotionSync:
-    """A NotionSync on notion-client, aimed at api.notion.com or NOTION_BASE_URL."""
+def connect(config: Config, environ: Mapping[str, str], pacer: Pacing | None = None) -> NotionSync:
+    """A NotionSync on notion-client, aimed at api.notion.com or NOTION_BASE_URL, paced with
+    every other opsctl process of the same integration on this machine."""
     settings = config.notion
-    client = notion_client(
-        notion_token(environ), environ.get(BASE_URL_VARIABLE) or None, settings.timeout_s
-    )
-    gateway = NotionGateway(client, pacer or Pacer(rate=settings.requests_per_second))
+    token = notion_token(environ)
+    client = notion_client(token, environ.get(BASE_URL_VARIABLE) or None, settings.timeout_s)
+    shared = SharedPacer(pace_file(token, environ), rate=settings.requests_per_second)
+    gateway = NotionGateway(client, pacer or shared)
     return NotionSync(gateway, Outbox(settings.outbox))
 
 
-def init(sync: NotionSync, config: Config, parent: str) -> list[str]:
-    """Find, make or repair both databases under `parent`; store their ids in opsctl.toml."""
+def init(
+    sync: NotionSync,
+    config: Config,
+    parent: str,
+    on_wait: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Find, make or repair both databases under `parent`; store their ids and their columns'
+    property ids in opsctl.toml. Holds the sender's lock: two inits would make four databases."""
     name = sync.whoami()
     lines = [f"integration: {name}"]
-    ids = {}
-    for table in (GATES, RUNS):
-        database, done = sync.ensure(table, parent, config.notion.database_id(table.name))
-        ids[f"{table.name}_database"] = database.database_id
-        lines.append(f"{table.title}: {database.database_id} ({done})")
-    store_ids(config.path, parent=parent, **ids)
-    lines.append(f"saved the database ids in {config.path} [notion]")
+    ids: dict[str, str] = {}
+    columns: dict[str, dict[str, str]] = {}
+    with sync.outbox.sending(None, on_wait):
+        for table in (GATES, RUNS):
+            database, done = sync.ensure(
+                table,
+                parent,
+                config.notion.database_id(table.name),
+                config.notion.property_ids.get(table.name, {}),
+            )
+            ids[f"{table.name}_database"] = database.database_id
+            columns[table.name] = dict(database.layout.ids)
+            lines.append(f"{table.title}: {database.database_id} ({done})")
+        store_ids(config.path, parent=parent, **ids)
+        store_property_ids(config.path, columns)
+    lines.append(f"saved the database ids and their columns' ids in {config.path} [notion]")
     return lines
 
 
@@ -70,8 +88,36 @@ def store_ids(path: Path, **values: str) -> None:
         document["notion"] = tomlkit.table()
     table: Any = document["notion"]
     for key, value in values.items():
-        table[key] = value
+        if key in table:
+            table[key] = value
+        else:
+            _add_before_trailing(table, key, value)
     write_atomically(path, tomlkit.dumps(document))
+
+
+def store_property_ids(path: Path, columns: Mapping[str, Mapping[str, str]]) -> None:
+    """Write [notion] property_ids.<database>.<column> = <id>, replacing those stored before."""
+    import tomlkit
+
+    document = tomlkit.parse(path.read_text(encoding="utf-8"))
+    table: Any = document["notion"]
+    if "property_ids" in table:
+        del table["property_ids"]
+    for name, ids in columns.items():
+        for column, property_id in ids.items():
+            _add_before_trailing(table, tomlkit.key(["property_ids", name, column]), property_id)
+    write_atomically(path, tomlkit.dumps(document))
+
+
+def _add_before_trailing(table: Any, key: Any, value: Any) -> None:
+    """Add `key` after the table's last value, not after the comments that end it (they
+    introduce what comes next in the file)."""
+    body = table.value.body
+    trailing: list[Any] = []
+    while body and body[-1][0] is None:  # comments and blank lines have no key
+        trailing.insert(0, body.pop())
+    table.add(key, value)
+    body.extend(trailing)
 
 
 def open_databases(sync: NotionSync, config: Config) -> dict[str, Database]:
@@ -84,7 +130,9 @@ def open_databases(sync: NotionSync, config: Config) -> dict[str, Database]:
                 f"{config.path}: [notion] {table.name}_database is not set; "
                 "fix: run opsctl notion init --parent PAGE_ID"
             )
-        databases[table.name] = sync.open(table, database_id)
+        databases[table.name] = sync.open(
+            table, database_id, config.notion.property_ids.get(table.name, {})
+        )
     return databases
 
 
@@ -164,11 +212,14 @@ def push(
     new: list[RowChange],
     sync: NotionSync | None = None,
     environ: Mapping[str, str] | None = None,
+    wait_s: float | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> SyncReport:
     """Queue `new` (on disk before anything can fail), then send the queue to Notion.
 
     Whatever fails (no token, Notion down, a wrong column), the queue stays in the outbox and
     the report says why. `sync` defaults to one built from `environ` (NOTION_TOKEN...).
+    Another process sending is waited for at most `wait_s` (None: as long as it takes).
     """
     outbox = sync.outbox if sync is not None else Outbox(config.notion.outbox)
     outbox.add(new)
@@ -179,9 +230,40 @@ def push(
         report = SyncReport(pending=len(outbox.pending()), error=str(error))
         report.exit_code = error.exit_code
         if sync is not None:
-            report.requests, report.writes = sync.gateway.requests, sync.gateway.writes
+            report.notes = list(sync.notes)
+            report.count(sync.gateway)
         return report
-    return sync.sync(databases)
+    return sync.sync(databases, wait_s, on_wait)
+
+
+def status_lines(outbox: Outbox) -> list[str]:
+    """What waits for Notion and what Notion refused (with why): `opsctl notion status`."""
+    pending, refused = outbox.pending(), outbox.refused()
+    lines = [f"{len(pending)} change(s) waiting in {outbox.path}"]
+    lines += [f"  {_row(c)}{_unconfirmed(c)}" for c in pending]
+    if refused:
+        lines.append(
+            f"{len(refused)} change(s) refused by Notion, set aside in {outbox.refused_path} "
+            "(fix the cause, then: opsctl notion sync --retry-refused):"
+        )
+        lines += [f"  {_row(r.change)}: refused {r.at}: {_why(r)}" for r in refused]
+    else:
+        lines.append("nothing refused by Notion")
+    return lines
+
+
+def _row(change: RowChange) -> str:
+    return f"{change.table} {change.key} (run of {change.as_of})"
+
+
+def _unconfirmed(change: RowChange) -> str:
+    if not change.unconfirmed_create:
+        return ""
+    return f", its create of {change.unconfirmed_create} unanswered: waiting to see it land"
+
+
+def _why(refused: Refused) -> str:
+    return refused.why if refused.code in refused.why else f"{refused.code}: {refused.why}"
 
 
 def newest_bundles(root: Path, env_names: Iterable[str], ref: str | None) -> list[BundleInfo]:

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from notion_client.helpers import collect_paginated_api
 
+from opsctl.errors import OpsctlError
 from opsctl.exitcodes import ExitCode
 from opsctl.notion.gateway import (
     NotionConflict,
     NotionError,
     NotionGateway,
     NotionMaybeDone,
+    NotionRefused,
     NotionSetupError,
 )
 from opsctl.notion.outbox import Outbox, RowChange
-from opsctl.notion.schema import Drift, Table, drift
+from opsctl.notion.schema import Layout, Table, resolve
 from opsctl.notion.values import changes, from_property, later_than, to_properties
 
 # A compound filter of this many `equals` fits well within Notion's filter limits.
@@ -26,6 +29,16 @@ REDO_CONFLICT = 3
 """Read-modify-write rounds after a 409 before giving up (the change stays queued)."""
 RECHECK_CREATE = 3
 """Creates that may or may not have happened, each followed by a query, before giving up."""
+CREATE_SETTLE_S = 120.0
+"""How long an unanswered create may still land: Notion gives up on a request after 60 s
+(notion-client's APIErrorCode.ServiceUnavailable: "longer than 60 seconds, the maximum request
+timeout"); twice that before the row is created again."""
+FUTURE_SKEW = timedelta(minutes=5)
+"""A newer_guard date later than now by more than this was not set by a run (a person's edit)."""
+
+
+class NotionUnconfirmed(NotionError):
+    """A create went unanswered and its row is not there (yet): created again only later."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,16 @@ class Database:
     table: Table
     database_id: str
     data_source_id: str
+    layout: Layout = field(default_factory=lambda: Layout({}, {}))
+    """Where our columns are (by property id); empty: by their names."""
+
+    def prop(self, column: str) -> str:
+        """The property id to filter or write `column` by."""
+        return self.layout.id_of(column)
+
+    def properties(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """`values` (our column -> plain value) as a page properties write, keyed by id."""
+        return {self.prop(name): value for name, value in to_properties(self.table, values).items()}
 
 
 @dataclass
@@ -46,9 +69,15 @@ class SyncReport:
     unchanged: int = 0
     stale: int = 0
     archived: int = 0
+    refused: int = 0
+    """Changes Notion refused for good, set aside (opsctl notion status)."""
+    deferred: int = 0
+    """Creates that went unanswered: kept queued until Notion shows whether they happened."""
     pending: int = 0
     requests: int = 0
     writes: int = 0
+    reads: int = 0
+    failed: int = 0
     notes: list[str] = field(default_factory=list)
     error: str = ""
     """Why the sync stopped early (the rest is in the outbox); empty when all was sent."""
@@ -65,16 +94,43 @@ class SyncReport:
             parts.append(f"{self.stale} older than Notion's (left alone)")
         if self.archived:
             parts.append(f"{self.archived} duplicate(s) archived")
-        return f"{', '.join(parts)}; {self.requests} requests, {self.writes} writes"
+        if self.refused:
+            parts.append(f"{self.refused} refused by Notion (set aside: opsctl notion status)")
+        if self.deferred:
+            parts.append(f"{self.deferred} create(s) unconfirmed (kept queued)")
+        return f"{', '.join(parts)}; {self.traffic()}"
+
+    def traffic(self) -> str:
+        """The requests sent, as parts that add up to them."""
+        return (
+            f"{self.requests} requests: {self.writes} writes, {self.reads} reads, "
+            f"{self.failed} failed or refused"
+        )
+
+    def count(self, gateway: NotionGateway) -> None:
+        """Take the gateway's request counts."""
+        self.requests, self.writes = gateway.requests, gateway.writes
+        self.reads, self.failed = gateway.reads, gateway.failed
 
 
 class NotionSync:
     """Finds, makes or repairs our databases, and brings their rows to the wanted state."""
 
-    def __init__(self, gateway: NotionGateway, outbox: Outbox) -> None:
+    def __init__(
+        self,
+        gateway: NotionGateway,
+        outbox: Outbox,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        settle_s: float = CREATE_SETTLE_S,
+    ) -> None:
         self.gateway = gateway
         self.outbox = outbox
         self.client = gateway.client
+        self.now = now
+        self.settle_s = settle_s
+        """How long after an unanswered create its row may still appear."""
+        self.notes: list[str] = []
+        """What opening the databases found or repaired (a rename followed, columns added)."""
 
     # --- databases -------------------------------------------------------------------------
 
@@ -83,21 +139,24 @@ class NotionSync:
         me = self.gateway.send("checking the token", self.client.users.me)
         return str(me.get("name") or me.get("id"))
 
-    def ensure(self, table: Table, parent: str, known_id: str = "") -> tuple[Database, str]:
+    def ensure(
+        self, table: Table, parent: str, known_id: str = "", pinned: Mapping[str, str] = {}
+    ) -> tuple[Database, str]:
         """Our database for `table`: the known one, one under `parent` with our title, or new.
 
-        Returns it and what was done ('reused', 'found', 'created', plus any repair).
+        Returns it (its layout found) and what was done ('reused', 'found', 'created', plus
+        any repair). `pinned`: our column -> property id, as recorded before.
         """
         if known_id:
             try:
                 database = self.database(table, known_id)
-                return database, "reused" + self._repair(database)
             except NotionSetupError:
                 pass  # gone, trashed or no longer shared: look under the parent instead
+            else:
+                return self._repair(database, pinned, "reused")
         found = self._find_under(table, parent)
         if found:
-            database = self.database(table, found)
-            return database, "found under the parent page" + self._repair(database)
+            return self._repair(self.database(table, found), {}, "found under the parent page")
         made = self.gateway.create(
             f"creating the {table.title!r} database",
             self.client.databases.create,
@@ -106,12 +165,21 @@ class NotionSync:
             initial_data_source={"properties": table.properties()},
         )
         database = Database(table, str(made["id"]), str(made["data_sources"][0]["id"]))
-        return database, "created" + self._repair(database)
+        return self._repair(database, {}, "created")
 
-    def open(self, table: Table, database_id: str) -> Database:
-        """A configured database, its schema repaired if columns are missing."""
-        database = self.database(table, database_id)
-        self._repair(database)
+    def open(self, table: Table, database_id: str, pinned: Mapping[str, str] = {}) -> Database:
+        """A configured database, its columns found by id, missing ones added; what was found
+        or done is kept in `notes`."""
+        database, done = self._repair(self.database(table, database_id), pinned, "")
+        self.notes += [f"{table.title!r}: {part}" for part in done.split("; ") if part]
+        ids = database.layout.ids.items()
+        by_name = [c for c, pid in ids if pid != "title" and pinned.get(c) != pid]
+        if by_name:
+            self.notes.append(
+                f"{table.title!r}: columns found by name, not by a recorded id: "
+                f"{', '.join(by_name)}; fix: run opsctl notion init to record their ids "
+                "(a column renamed in Notion is then followed)"
+            )
         return database
 
     def database(self, table: Table, database_id: str) -> Database:
@@ -164,58 +232,90 @@ class NotionSync:
             lambda **page: self.gateway.send(what, call, **page), page_size=100, **kwargs
         )
 
-    def _repair(self, database: Database) -> str:
-        """Add missing columns; name a column of the wrong type (that is a person's call)."""
+    def _repair(
+        self, database: Database, pinned: Mapping[str, str], done: str
+    ) -> tuple[Database, str]:
+        """Find our columns (by id, a rename followed), add missing ones; a column of another
+        type, or a missing key, is a person's call. Returns the database and what was done."""
         table = database.table
-        properties = self.properties(database)
-        found: Drift = drift(table, properties)
-        if found.wrong_type:
-            column, actual = found.wrong_type[0]
+        layout = resolve(table, self.properties(database), pinned)
+        if layout.retyped:
+            column, name, actual = layout.retyped[0]
+            called = f" (now called {name!r})" if name != column.name else ""
             raise NotionSetupError(
-                f"Notion database {table.title!r}: column {column.name!r} is {actual}, "
-                f"expected {column.type}; fix: change its type in Notion, or rename it and run "
-                "opsctl notion init to add the column again"
+                f"Notion database {table.title!r}: column {column.name!r}{called} is {actual}, "
+                f"expected {column.type}; fix: change its type back in Notion, or rename it and "
+                "run opsctl notion init to add the column again"
             )
-        titles = [c for c in found.missing if c.type == "title"]
-        if titles:
-            current = next(
-                (n for n, p in properties.items() if p.get("type") == "title"),
-                "?",
-            )
+        if any(c.name == table.key for c in layout.missing):
+            # Made again empty, it would match no row: every row would be created a second time.
             raise NotionSetupError(
-                f"Notion database {table.title!r}: the title column is {current!r}, expected "
-                f"{titles[0].name!r}; fix: rename it to {titles[0].name!r} in Notion"
+                f"Notion database {table.title!r}: the key column {table.key!r} is gone; fix: "
+                "restore it from the database's history in Notion (a renamed one is followed "
+                "once opsctl notion init has recorded its id)"
             )
-        if not found.missing:
-            return ""
-        self.gateway.send(  # adding the same columns twice is harmless: safe to repeat
-            f"adding columns to {table.title!r}",
-            self.client.data_sources.update,
-            data_source_id=database.data_source_id,
-            properties={c.name: c.config() for c in found.missing},
-        )
-        return f"; repaired: added {', '.join(c.name for c in found.missing)}"
+        parts = [done] if done else []
+        parts += [
+            f"column {ours!r} is called {theirs!r} in Notion: followed by its id"
+            for ours, theirs in layout.renamed().items()
+        ]
+        if layout.missing:
+            added = self.gateway.send(  # adding the same columns twice is harmless
+                f"adding columns to {table.title!r}",
+                self.client.data_sources.update,
+                data_source_id=database.data_source_id,
+                properties={c.name: c.config() for c in layout.missing},
+            )
+            parts.append(f"repaired: added {', '.join(c.name for c in layout.missing)}")
+            layout = resolve(table, dict(added.get("properties", {})), pinned)
+        found = Database(table, database.database_id, database.data_source_id, layout)
+        return found, "; ".join(parts)
 
     # --- rows ------------------------------------------------------------------------------
 
-    def sync(self, databases: Mapping[str, Database]) -> SyncReport:
-        """Send the outbox in order; stop at the first error, leaving the rest for next time."""
-        report = SyncReport()
-        with self.outbox.locked():  # one writer at a time: two syncs would both create a row
-            queue = self.outbox.pending()
-            sent = 0
-            try:
-                current = self._rows_by_key(databases, queue)
-                for change in queue:
-                    self._apply(databases[change.table], change, current, report)
-                    sent += 1
-                    self.outbox.save(queue[sent:])
-            except NotionError as error:
-                report.error, report.exit_code = str(error), error.exit_code
-            report.pending = len(queue) - sent
-        report.requests = self.gateway.requests
-        report.writes = self.gateway.writes
+    def sync(
+        self,
+        databases: Mapping[str, Database],
+        wait_s: float | None = None,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> SyncReport:
+        """Send the outbox in order; a change Notion refuses for good is set aside and the rest
+        go on; stop at any other error, leaving the rest for next time.
+
+        Another process sending is waited for, at most `wait_s` (None: as long as it takes).
+        """
+        report = SyncReport(notes=list(self.notes))
+        try:
+            # One writer at a time: two syncs would both create a row.
+            with self.outbox.sending(wait_s, on_wait):
+                self._send(databases, report)
+        except OpsctlError as error:  # NotionError, or OutboxBusy
+            report.error, report.exit_code = str(error), error.exit_code
+        report.pending = len(self.outbox.pending())
+        report.count(self.gateway)
         return report
+
+    def _send(self, databases: Mapping[str, Database], report: SyncReport) -> None:
+        """Each queued change: confirmed, refused (set aside), deferred, or left by an error."""
+        queue = self.outbox.pending()
+        current = self._rows_by_key(databases, queue)
+        for change in queue:
+            try:
+                self._apply(databases[change.table], change, current, report)
+            except NotionRefused as error:
+                self.outbox.refuse(change, error.code, str(error), self._stamp())
+                report.refused += 1
+                report.exit_code = error.exit_code
+                report.notes.append(f"refused by Notion, set aside: {error}")
+                continue
+            except NotionUnconfirmed as error:
+                report.deferred += 1
+                report.notes.append(str(error))
+                continue
+            self.outbox.confirm(change)
+
+    def _stamp(self) -> str:
+        return self.now().astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
     def _rows_by_key(
         self, databases: Mapping[str, Database], queue: Sequence[RowChange]
@@ -225,7 +325,7 @@ class NotionSync:
         for name, database in databases.items():
             keys = sorted({c.key for c in queue if c.table == name})
             for start in range(0, len(keys), KEYS_PER_QUERY):
-                for row in self._query(database, keys[start : start + KEYS_PER_QUERY]):
+                for row in self._query(database, list(keys[start : start + KEYS_PER_QUERY])):
                     key = _key_of(database.table, row)
                     found.setdefault((name, key), []).append(row)
         return found
@@ -233,7 +333,8 @@ class NotionSync:
     def _query(self, database: Database, keys: Sequence[str]) -> list[dict[str, Any]]:
         table = database.table
         kind = table.column(table.key).type
-        equals = [{"property": table.key, kind: {"equals": key}} for key in keys]
+        # By the key column's property id: a rename in Notion cannot lose the rows.
+        equals = [{"property": database.prop(table.key), kind: {"equals": key}} for key in keys]
         rows = self._all(
             f"querying {table.title!r}",
             self.client.data_sources.query,
@@ -242,7 +343,8 @@ class NotionSync:
             # The oldest row of a key is the one kept when duplicates are collapsed.
             sorts=[{"timestamp": "created_time", "direction": "ascending"}],
         )
-        return [row for row in rows if _key_of(table, row) in keys]
+        ours = [database.layout.ours(row) if database.layout.ids else row for row in rows]
+        return [row for row in ours if _key_of(table, row) in keys]
 
     def _apply(
         self,
@@ -256,6 +358,7 @@ class NotionSync:
         for round_ in range(1, REDO_CONFLICT + 1):
             try:
                 if not rows:
+                    self._settled(database, change)
                     rows = self._create(database, change)
                     report.created += 1
                     return
@@ -270,6 +373,19 @@ class NotionSync:
                     ) from None
                 rows = self._query(database, [change.key])  # read again, then redo
 
+    def _settled(self, database: Database, change: RowChange) -> None:
+        """NotionUnconfirmed while an earlier unanswered create of the row may still land."""
+        if not change.unconfirmed_create:
+            return
+        since = datetime.fromisoformat(change.unconfirmed_create.replace("Z", "+00:00"))
+        until = since + timedelta(seconds=self.settle_s)
+        if self.now() < until:
+            raise NotionUnconfirmed(
+                f"{database.table.title!r} row {change.key}: its create of "
+                f"{change.unconfirmed_create} went unanswered and the row is not there yet; "
+                f"not created again before {until.isoformat(timespec='seconds')}, kept queued"
+            )
+
     def _create(self, database: Database, change: RowChange) -> list[dict[str, Any]]:
         table = database.table
         for _ in range(RECHECK_CREATE):
@@ -278,14 +394,21 @@ class NotionSync:
                     f"creating {table.title!r} row {change.key}",
                     self.client.pages.create,
                     parent={"type": "data_source_id", "data_source_id": database.data_source_id},
-                    properties=to_properties(table, {table.key: change.key, **change.values}),
+                    properties=database.properties({table.key: change.key, **change.values}),
                 )
-                return [page]
-            except NotionMaybeDone:
+                return [database.layout.ours(page) if database.layout.ids else page]
+            except NotionMaybeDone as error:
                 # It may have been made before the answer was lost: look before making another.
                 rows = self._query(database, [change.key])
                 if rows:
                     return rows
+                if error.may_land_later:  # Notion may still be making it: not again, not now
+                    self.outbox.defer(change, self._stamp())
+                    raise NotionUnconfirmed(
+                        f"{table.title!r} row {change.key}: {error}, and the row is not there "
+                        "yet; kept queued, created again only if it has not appeared in "
+                        f"{self.settle_s:g} s"
+                    ) from None
         raise NotionError(
             f"{table.title!r} row {change.key}: creating it kept failing; "
             "the change is kept for the next sync"
@@ -319,10 +442,13 @@ class NotionSync:
         self, database: Database, change: RowChange, row: dict[str, Any], report: SyncReport
     ) -> None:
         table = database.table
-        if table.newer_guard and later_than(row, table.column(table.newer_guard), change.as_of):
-            report.stale += 1
-            return
-        different = changes(table, change.values, row)
+        different, guard = {}, table.newer_guard
+        if guard and later_than(row, table.column(guard), change.as_of):
+            if not self._from_the_future(database, change, row, report):
+                report.stale += 1
+                return
+            different = {guard: change.values[guard]}  # put right even when nothing else moved
+        different = {**changes(table, change.values, row), **different}
         if not different:
             report.unchanged += 1
             return
@@ -330,9 +456,23 @@ class NotionSync:
             f"updating {table.title!r} row {change.key}",
             self.client.pages.update,
             page_id=row["id"],
-            properties=to_properties(table, different),
+            properties=database.properties(different),
         )
         report.updated += 1
+
+    def _from_the_future(
+        self, database: Database, change: RowChange, row: dict[str, Any], report: SyncReport
+    ) -> bool:
+        """Whether the row's guard date is in the future (no run set it: a person did); said."""
+        column = database.table.column(database.table.newer_guard)
+        if not later_than(row, column, (self.now() + FUTURE_SKEW).isoformat()):
+            return False
+        theirs = from_property(column, row.get("properties", {}).get(column.name))
+        report.notes.append(
+            f"{database.table.title!r} row {change.key}: {column.name} {theirs} is in the "
+            f"future (edited in Notion?); not obeyed: this run's {change.as_of} replaces it"
+        )
+        return True
 
 
 def _key_of(table: Table, row: Mapping[str, Any]) -> str:

@@ -605,6 +605,41 @@ class FakeNotion:
                 if db.page_id == parent and not db.in_trash
             ]
 
+    # --- edits a person makes in the Notion UI (issue 15: surviving edits) ----------------------
+    # A property keeps its id when a person renames it (the `id` of a page property value is
+    # guaranteed to stay the same when the property's name changes:
+    # https://developers.notion.com/reference/page-property-values); a filter's `property` and
+    # the keys of a page's `properties` may be the id instead of the name
+    # (https://developers.notion.com/reference/filter-data-source-entries,
+    # https://developers.notion.com/reference/patch-page). Both are what _find_prop does.
+
+    def rename_property(self, data_source_id: str, name: str, new_name: str) -> None:
+        """Someone renamed this column in the Notion UI: same id, same values, a new name."""
+        with self._lock:
+            source = self._data_sources[self._python_id(data_source_id)]
+            if new_name in source.props:
+                raise ValueError(f"a property named {new_name!r} exists already")
+            source.props = {
+                (new_name if key == name else key): prop for key, prop in source.props.items()
+            }
+            source.props[new_name].name = new_name
+            source.edited = _now()
+
+    def edit_row(self, page_id: str, properties: JSON) -> JSON:
+        """Someone edited this row in the Notion UI (properties in API write format, keyed by
+        name or id): no faults, no recording."""
+        with self._lock:
+            page = self._pages[self._python_id(page_id)]
+            try:
+                values, schema = self._values_in(self._schema_of(page), properties, "edit")
+            except ApiError as error:
+                raise ValueError(error.message) from None
+            if page.data_source_id is not None:
+                self._data_sources[page.data_source_id].props = schema
+            page.values.update(values)
+            page.edited = _now()
+            return self._page_out(page)
+
     # --- traffic -------------------------------------------------------------------------------
 
     def count(self, method: str | None = None, path_contains: str | None = None) -> int:
