@@ -820,3 +820,43 @@ def test_the_pipeline_order(fake_notion: FakeNotion, raw: RAW) -> None:
     response = raw("GET", "/v1/nothing")
     assert (response.status_code, response.json()["code"]) == (400, "invalid_request_url")
     assert [r.status for r in fake_notion.requests] == [503, 401, 401, 400]
+
+
+# --- edits a person makes in the Notion UI (issue 15: surviving edits) -------------------------
+
+
+def test_a_renamed_property_keeps_its_id_values_filters_and_writes(
+    notion: Client, fake_notion: FakeNotion, gates: str
+) -> None:
+    fake_notion.seed_row(gates, gate("render/P2.2", Status={"select": {"name": "PASS"}}))
+    before = fake_notion.schema(gates)
+    key_id, status_id = before["Gate ID"]["id"], before["Status"]["id"]
+    fake_notion.rename_property(gates, "Gate ID", "Key")
+    fake_notion.rename_property(gates, "Status", "State")
+    props = notion.data_sources.retrieve(data_source_id=gates)["properties"]
+    assert (props["Key"]["id"], props["State"]["id"]) == (key_id, status_id)
+    assert "Gate ID" not in props and list(props).index("Key") == list(before).index("Gate ID")
+    by_id = {"property": key_id, "rich_text": {"equals": "render/P2.2"}}
+    [row] = notion.data_sources.query(data_source_id=gates, filter=by_id)["results"]
+    assert row["properties"]["State"] == {
+        "id": status_id,
+        "type": "select",
+        "select": row["properties"]["State"]["select"],
+    }
+    assert row["properties"]["State"]["select"]["name"] == "PASS"
+    notion.pages.update(page_id=row["id"], properties={status_id: {"select": {"name": "FAIL"}}})
+    assert fake_notion.rows(gates)[0]["properties"]["State"]["select"]["name"] == "FAIL"
+    by_old_name = {"property": "Gate ID", "rich_text": {"equals": "render/P2.2"}}
+    error = api_error(lambda: notion.data_sources.query(data_source_id=gates, filter=by_old_name))
+    assert str(error) == "Could not find property with name or id: Gate ID"
+
+
+def test_a_row_edited_by_hand_is_not_a_request(fake_notion: FakeNotion, gates: str) -> None:
+    row = fake_notion.seed_row(gates, gate("k"))
+    sent = len(fake_notion.requests)
+    edited = fake_notion.edit_row(row["id"], {"Checked": {"date": {"start": "2031-01-01"}}})
+    assert edited["properties"]["Checked"]["date"]["start"] == "2031-01-01"
+    assert fake_notion.rows(gates)[0]["properties"]["Checked"]["date"]["start"] == "2031-01-01"
+    assert len(fake_notion.requests) == sent
+    with pytest.raises(ValueError, match="Nope is not a property that exists"):
+        fake_notion.edit_row(row["id"], {"Nope": {"checkbox": True}})
