@@ -435,8 +435,9 @@ def test_two_checkouts_syncing_at_once_stay_within_the_integrations_rate(
         for env in ENVS:
             write_bundle(folder / "evidence-out", make_run(env, "2026-11-20T10:00:00+00:00"))
         projects.append(initialised(path, fake_notion))
-    # Notion allows 12 requests a second with a burst of 2; each process alone paces at 10.
-    fake_notion.rate_limit(per_second=12, burst=2)
+    # Notion allows 12 requests a second with a burst of 3 (for arrivals bunched on the way);
+    # each process alone paces at 10, so two unshared pacers would send 20.
+    fake_notion.rate_limit(per_second=12, burst=3)
     fake_notion.clear_requests()
     pace = pace_file(fake_notion.token, {"XDG_RUNTIME_DIR": str(tmp_path / "run")})
     reports: list[SyncReport] = []
