@@ -116,9 +116,19 @@ def _warmup_steps(app: Flask, state: BotState) -> list[WarmupStep]:
     def webhook_credentials() -> str:
         if settings.dev_allow_unsigned_webhook:
             raise StepWarning("DEV_ALLOW_UNSIGNED_WEBHOOK is on: /webhook checks no signature")
-        if not settings.twilio_auth_token:
-            raise StepFailed("TWILIO_AUTH_TOKEN is not set: /webhook answers 403 to every request")
-        return "Twilio signatures are checked"
+        missing = [
+            name
+            for name, value in (
+                ("TWILIO_AUTH_TOKEN", settings.twilio_auth_token),
+                ("TWILIO_ACCOUNT_SID", settings.twilio_account_sid),
+            )
+            if not value
+        ]
+        if missing:
+            raise StepFailed(
+                f"{' and '.join(missing)} not set: /webhook answers 403 to every request"
+            )
+        return "Twilio signatures and the account are checked"
 
     def configuration() -> str:
         notes = []
@@ -144,7 +154,8 @@ def _warmup_steps(app: Flask, state: BotState) -> list[WarmupStep]:
         WarmupStep(
             "webhook_credentials",
             webhook_credentials,
-            "TWILIO_AUTH_TOKEN is not set: every webhook is refused (403)",
+            "Twilio credentials missing (TWILIO_AUTH_TOKEN or TWILIO_ACCOUNT_SID): "
+            "every webhook is refused (403)",
         ),
         WarmupStep("configuration", configuration),
     ]

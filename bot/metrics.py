@@ -48,6 +48,16 @@ class Refusal(StrEnum):
     """No X-Twilio-Signature header."""
     INVALID = "invalid"
     """A signature that is not Twilio's for this URL, form and token."""
+    MESSAGE_SID = "message_sid"
+    """Signed, but MessageSid is not one SID of a message (400)."""
+    ACCOUNT_SID = "account_sid"
+    """Signed, but AccountSid is not one account SID (400)."""
+    FROM = "from"
+    """Signed, but From is not one WhatsApp address (400)."""
+    TO = "to"
+    """Signed, but To is not one WhatsApp address (400)."""
+    OTHER_ACCOUNT = "other_account"
+    """Signed, but for another account than TWILIO_ACCOUNT_SID (403)."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +139,12 @@ class Metrics:
         self.signature_rejections = Counter(
             "clara_webhook_signature_rejections",
             "Webhook requests refused with 403",
+            _labels("reason"),
+            registry=r,
+        )
+        self.form_rejections = Counter(
+            "clara_webhook_form_rejections",
+            "Signed webhook forms refused: a field not as Twilio sends it, or another account",
             _labels("reason"),
             registry=r,
         )

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from flask import Blueprint, Flask, Response, abort, request
 from twilio.twiml.messaging_response import MessagingResponse
+from werkzeug.datastructures import MultiDict
 
 from bot.answers import Answer
 from bot.audio import AUDIO_ROUTE_PREFIX
@@ -15,17 +20,84 @@ from bot.signature import is_valid_signature, public_base, public_url
 from bot.state import BotState, get_state
 
 MAX_BODY_BYTES = 64 * 1024
-MAX_FIELD_CHARS = 64
 FORM_TYPE = "application/x-www-form-urlencoded"
 
 blueprint = Blueprint("webhook", __name__)
 log = logging.getLogger("clara.webhook")
 
 
+@dataclass(frozen=True)
+class FieldShape:
+    """A field of every inbound message, its exact shape, and the refusal when it lacks it."""
+
+    name: str
+    shape: re.Pattern[str]
+    refusal: Refusal
+
+
+# Twilio's signature concatenates each name and value with no separator, so the characters of
+# one signed form can be re-cut into others under the same signature (issue 14): MessageSid
+# `SM<32 hex>NumMedia0` with NumMedia dropped is a "new" message. A message counts only when
+# each field it rests on is there once, in exactly Twilio's shape
+# (https://www.twilio.com/docs/messaging/guides/webhook-request): a SID is two letters and 32
+# hex digits (https://www.twilio.com/docs/glossary/what-is-a-sid; SM a message, MM one with
+# media, AC an account), a WhatsApp address `whatsapp:` and an E.164 number, at most 15
+# digits after '+' (https://www.twilio.com/docs/glossary/what-e164).
+_WHATSAPP = re.compile(r"whatsapp:\+[1-9][0-9]{1,14}")
+FIELD_SHAPES = (
+    FieldShape("MessageSid", re.compile(r"(?:SM|MM)[0-9a-fA-F]{32}"), Refusal.MESSAGE_SID),
+    FieldShape("AccountSid", re.compile(r"AC[0-9a-fA-F]{32}"), Refusal.ACCOUNT_SID),
+    FieldShape("From", _WHATSAPP, Refusal.FROM),
+    FieldShape("To", _WHATSAPP, Refusal.TO),
+)
+
+
 def _refuse(state: BotState, reason: Refusal) -> Response:
     state.metrics.signature_rejections.labels(reason).inc()
     log.warning("webhook refused with 403 (signature %s)", reason)
     return Response("Forbidden: invalid Twilio signature\n", 403, mimetype="text/plain")
+
+
+def _misshapen(form: MultiDict[str, str]) -> FieldShape | None:
+    """The first field Twilio always sends once, in its shape, that this form lacks."""
+    for field in FIELD_SHAPES:
+        values = form.getlist(field.name)
+        if len(values) != 1 or not field.shape.fullmatch(values[0]):
+            return field
+    return None
+
+
+def _other_account(form: Mapping[str, str], account_sid: str) -> bool:
+    """True when the form names another account than ours ('' : any account, in development)."""
+    if not account_sid:
+        return False
+    return not hmac.compare_digest(form["AccountSid"].encode(), account_sid.encode())
+
+
+def _refuse_form(state: BotState, form: MultiDict[str, str]) -> Response | None:
+    """400 for a field not as Twilio sends it, 403 for another account; None for a message.
+
+    Neither the log nor the answer repeats a value: they are the sender's, not ours.
+    A 4xx is final for Twilio (it retries only a failed connection unless the webhook URL asks
+    for more: https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides), and a
+    form that reaches this point was signed with our token, so Twilio would only meet it if it
+    changed what it sends: then the count by reason in /metrics shows it."""
+    field = _misshapen(form)
+    if field is not None:
+        state.metrics.form_rejections.labels(field.refusal).inc()
+        log.warning("webhook refused with 400: signed, %s not as Twilio sends it", field.name)
+        return Response(
+            f"Bad Request: {field.name} is not as Twilio sends it\n", 400, mimetype="text/plain"
+        )
+    if _other_account(form, state.settings.twilio_account_sid):
+        state.metrics.form_rejections.labels(Refusal.OTHER_ACCOUNT).inc()
+        log.warning("webhook refused with 403: signed, but for another AccountSid")
+        return Response(
+            "Forbidden: AccountSid is not this bot's TWILIO_ACCOUNT_SID\n",
+            403,
+            mimetype="text/plain",
+        )
+    return None
 
 
 def _abort_if_too_large() -> None:
@@ -75,8 +147,10 @@ def webhook() -> Response:
     signature = request.headers.get("X-Twilio-Signature", "")
     checking = not settings.dev_allow_unsigned_webhook
     _abort_if_too_large()
-    if checking and not settings.twilio_auth_token:
-        return _refuse(state, Refusal.UNCONFIGURED)  # fail closed: no token, no answers
+    if checking and not settings.twilio_configured:
+        # Fail closed: without the token no signature holds, without the account SID no form
+        # can be told ours.
+        return _refuse(state, Refusal.UNCONFIGURED)
     if checking and not signature:
         return _refuse(state, Refusal.MISSING)
     _read_form_or_400()
@@ -85,10 +159,10 @@ def webhook() -> Response:
     if checking and not is_valid_signature(settings.twilio_auth_token, url, form, signature):
         return _refuse(state, Refusal.INVALID)
 
-    message_sid = form.get("MessageSid", "")
-    sender = form.get("From", "")
-    if not message_sid or len(message_sid) > MAX_FIELD_CHARS or not sender:
-        abort(400, description="MessageSid and From are required")
+    refused = _refuse_form(state, form)
+    if refused is not None:
+        return refused
+    message_sid, sender = form["MessageSid"], form["From"]
     answerer = state.answerer
     if answerer is None:  # the knowledge base is not loaded yet (or failed to load)
         return Response("warming up\n", 503, {"Retry-After": "5"}, mimetype="text/plain")

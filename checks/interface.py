@@ -166,6 +166,10 @@ class CheckContext:
     waker: Waker = field(default_factory=Waker)
     """The run's one wake of the target: the runner awaits it before a check that talks to the
     bot, so a sleeping instance is slow, not red; /health reports its time as the cold start."""
+    account_sid_env: str = "TWILIO_ACCOUNT_SID"
+    account_sid: str = ""
+    """The bot's TWILIO_ACCOUNT_SID, read from account_sid_env ('' when unset): the AccountSid
+    of the webhook check's messages. Not a secret: the bot refuses another account's forms."""
 
     def repository(self) -> RepoSettings:
         """The repository settings; a CheckError when there are none or the root is not a

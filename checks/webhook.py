@@ -25,6 +25,8 @@ SIGNATURE_ANSWERS = frozenset({200, 403})
 """What the bot's own signature judgement answers; any other status never reached it."""
 MEDIA_ROUNDS = 2
 """The media of every reply are fetched at once: one round, and one more for a redirect."""
+ACCOUNT_REFUSED = "AccountSid is not this bot's TWILIO_ACCOUNT_SID"
+"""What the bot's 403 says to a signed form of another account (bot/webhook.py)."""
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,12 @@ class Reply:
         return {"status": self.status, "body": self.body, "media": list(self.media)}
 
 
-def test_message(run_id: str, body: str = "hola") -> dict[str, str]:
-    """A WhatsApp message as Twilio posts it, with a MessageSid unique to this run."""
+def test_message(run_id: str, account_sid: str, body: str = "hola") -> dict[str, str]:
+    """A WhatsApp message as Twilio posts it to the bot of `account_sid`, with a MessageSid
+    unique to this run (`run_id`: 32 hex digits, so the SID has Twilio's shape)."""
     return {
         "MessageSid": "SM" + run_id,
-        "AccountSid": "AC" + "0" * 32,
+        "AccountSid": account_sid,
         "From": "whatsapp:+15005550006",  # Twilio's magic test number
         "To": "whatsapp:+14155238886",
         "Body": body,
@@ -126,6 +129,13 @@ class WebhookCheck(Check):
             raise CheckError(
                 f"{ctx.token_env} is not set: cannot sign test requests",
                 f"export {ctx.token_env} or put it in .env (never in opsctl.toml)",
+            )
+        if not ctx.account_sid:
+            # The bot refuses a signed form of another account (issue 14): without ours, every
+            # signed message would be refused and the check would blame the token.
+            raise CheckError(
+                f"{ctx.account_sid_env} is not set: cannot send the AccountSid Twilio sends",
+                f"export {ctx.account_sid_env} (the bot's TWILIO_ACCOUNT_SID) or put it in .env",
             )
         public = ctx.public_url.rstrip("/") + "/webhook"
         insecure = http_variant(public)
@@ -228,6 +238,14 @@ class WebhookCheck(Check):
         if odd is not None:
             cause = explain(sent[odd.name][1])
             return self.result(Status.FAIL, f"{reason} ({cause.what})", cause.hint, details=details)
+        if ACCOUNT_REFUSED in sent["signed"][1].text:
+            return self.result(
+                Status.FAIL,
+                f"{reason}: the bot answers for another account than {ctx.account_sid_env}'s",
+                f"is {ctx.account_sid_env} the bot's TWILIO_ACCOUNT_SID? The bot refuses a "
+                "signed message whose AccountSid is not its own",
+                details=details,
+            )
         return await self._refused(ctx, reason, public, details)
 
     async def _refused(
@@ -320,7 +338,7 @@ class WebhookCheck(Check):
         body: str = "hola",
     ) -> tuple[Reply, httpx.Response]:
         """POST one message, signed for `signed_for` (unsigned when None)."""
-        form = test_message(uuid.uuid4().hex, body)
+        form = test_message(uuid.uuid4().hex, ctx.account_sid, body)
         headers = {"Content-Type": FORM_TYPE}
         if signed_for is not None:
             signature = validator.compute_signature(signed_for, form)

@@ -26,6 +26,7 @@ _ENVIRONMENT = {
         "public_url": {"type": "string", "pattern": "^https?://[^/]+"},
         "start_bot": {"type": "boolean"},
         "token_env": {"type": "string", "pattern": "^[A-Z_][A-Z0-9_]*$"},
+        "account_sid_env": {"type": "string", "pattern": "^[A-Z_][A-Z0-9_]*$"},
         "health_status": {**_NAMES, "minItems": 1},
         "components": {
             "type": "object",
@@ -213,6 +214,9 @@ class Environment:
     """Kept awake by `opsctl warmup` when no --env is given."""
     free_tier: bool = False
     """Sleeps after 15 idle minutes: `opsctl warmup` refuses intervals of 15 minutes or more."""
+    account_sid_env: str = "TWILIO_ACCOUNT_SID"
+    """The variable holding the bot's TWILIO_ACCOUNT_SID: the webhook check's messages carry it
+    as AccountSid, which the bot must find equal to its own (not a secret, unlike the token)."""
 
 
 @dataclass(frozen=True)
@@ -471,6 +475,7 @@ def _environment(path: Path, name: str, data: dict[str, Any], timeout_s: float) 
         public_url=str(data.get("public_url", base_url)).rstrip("/"),
         start_bot=start_bot,
         token_env=str(data.get("token_env", "TWILIO_AUTH_TOKEN")),
+        account_sid_env=str(data.get("account_sid_env", "TWILIO_ACCOUNT_SID")),
         timeout_s=float(data.get("timeout_s", timeout_s)),
         expect=expect,
         keepalive=bool(data.get("keepalive", False)),

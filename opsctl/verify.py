@@ -52,6 +52,8 @@ class Target:
     base_url: str
     public_url: str
     secrets: Mapping[str, str]
+    account_sid: str = ""
+    """The AccountSid the bot answers for (the webhook check's messages carry it; not a secret)."""
 
 
 def needs_target(gates: Sequence[Gate]) -> bool:
@@ -73,20 +75,32 @@ def open_target(
 ) -> Iterator[Target]:
     """The target to verify; for a `start_bot` environment, a bot started now and stopped after."""
     if not needed:  # only repository checks: start nothing, contact nothing
-        yield Target(url or env.base_url, url or env.public_url, _token_of(env, environ))
+        base, public = url or env.base_url, url or env.public_url
+        yield Target(base, public, _token_of(env, environ), environ.get(env.account_sid_env, ""))
         return
     if url:
-        yield Target(url.rstrip("/"), url.rstrip("/"), _token_of(env, environ))
+        yield Target(
+            url.rstrip("/"),
+            url.rstrip("/"),
+            _token_of(env, environ),
+            environ.get(env.account_sid_env, ""),
+        )
         return
     if not env.start_bot:
-        yield Target(env.base_url, env.public_url, _token_of(env, environ))
+        yield Target(
+            env.base_url,
+            env.public_url,
+            _token_of(env, environ),
+            environ.get(env.account_sid_env, ""),
+        )
         return
     from opsctl.devserver import REPO_ROOT, DevServer
 
     token = secrets.token_hex(16)  # made for this run: the bot and the checks share it
+    account_sid = "AC" + secrets.token_hex(16)  # likewise (the shape Twilio's SIDs have)
     bot_env = {k: v for k, v in os.environ.items() if not k.startswith(_BOT_OWN)}
     bot_env.update(
-        TWILIO_ACCOUNT_SID="AC" + secrets.token_hex(16),
+        TWILIO_ACCOUNT_SID=account_sid,
         TWILIO_AUTH_TOKEN=token,
         PUBLIC_BASE_URL=env.public_url,
         RENDER_GIT_COMMIT=_git_commit(REPO_ROOT),  # the local bot runs from this checkout
@@ -96,7 +110,7 @@ def open_target(
     try:
         base_url = server.start()
         server.wait_ready()  # judge the bot, not its first tenth of a second
-        yield Target(base_url, env.public_url or base_url, {env.token_env: token})
+        yield Target(base_url, env.public_url or base_url, {env.token_env: token}, account_sid)
     finally:
         server.stop()
 
@@ -192,6 +206,8 @@ async def run_gates(
             client=client,
             secrets=target.secrets,
             token_env=env.token_env,
+            account_sid_env=env.account_sid_env,
+            account_sid=target.account_sid,
             timeout_s=env.timeout_s,
             derived_secrets=capture.derived_secrets,
             known_secrets=known_secrets(config, env, target, notion, environ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -167,6 +168,12 @@ def config_copy(folder: Path) -> Path:
     path = folder / "opsctl.toml"
     path.write_text(text.replace('\nroot = "."\n', f'\nroot = "{REPO_ROOT}"\n'))
     return path
+
+
+def message_sid(label: str) -> str:
+    """A MessageSid in Twilio's shape (SM and 32 hex digits), the same for the same label: the
+    bot refuses any other (bot/webhook.py)."""
+    return "SM" + hashlib.sha256(label.encode()).hexdigest()[:32]
 
 
 def whatsapp_form(body: str = "Hola", sid: str = "SM" + "0" * 32, **extra: str) -> dict[str, str]:

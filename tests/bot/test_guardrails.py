@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 
 from bot.guardrails import MAX_INPUT_CHARS, WHATSAPP_MAX_CHARS, clean_input, fit_reply
-from tests.conftest import signed_headers, whatsapp_form
+from tests.conftest import message_sid, signed_headers, whatsapp_form
 
 
 def test_control_and_format_characters_are_stripped() -> None:
@@ -34,7 +34,7 @@ def test_webhook_cleans_input_only_with_guardrails(
     make_app: Callable[..., Flask], guardrails: str, answered: str
 ) -> None:
     """A zero-width space inside a word hides it from the matcher unless guardrails strip it."""
-    form = whatsapp_form("necesito el padr\u200bon", sid="SMguard" + guardrails)
+    form = whatsapp_form("necesito el padr\u200bon", sid=message_sid("guard" + guardrails))
     client = make_app({"GUARDRAILS_ON": guardrails}).test_client()
     response = client.post("/webhook", data=form, headers=signed_headers(form))
     assert response.status_code == 200

@@ -213,7 +213,7 @@ def test_no_token_fails_closed(start_bot: Callable[..., DevServer]) -> None:
     # What Render's health check sees: not 'ok' while every message is refused.
     health = httpx.get(server.url + "/health")
     assert (health.status_code, health.json()["status"]) == (503, "degraded")
-    assert "TWILIO_AUTH_TOKEN is not set" in health.json()["reason"]
+    assert "TWILIO_AUTH_TOKEN" in health.json()["reason"]
     form = whatsapp_form("hola")
     assert post_form(server.url, form, signed_headers(form)).status_code == 403
     assert post_form(server.url, form).status_code == 403

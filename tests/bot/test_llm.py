@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.conftest import signed_headers, whatsapp_form
+from tests.conftest import message_sid, signed_headers, whatsapp_form
 
 GEMINI_KEY = "gem-key-abcdef"  # pragma: allowlist secret
 GEMINI_ENV = {
@@ -66,7 +66,7 @@ def gemini() -> Iterator[FakeGemini]:
 
 
 def _ask(app: Flask, text: str, sid: str) -> tuple[int, str, float]:
-    form = whatsapp_form(text, sid=sid)
+    form = whatsapp_form(text, sid=message_sid(sid))
     started = time.monotonic()
     response = app.test_client().post("/webhook", data=form, headers=signed_headers(form))
     return response.status_code, response.get_data(as_text=True), time.monotonic() - started

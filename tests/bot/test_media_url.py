@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from flask import Flask
 
-from tests.conftest import PUBLIC, signed_headers, whatsapp_form
+from tests.conftest import PUBLIC, message_sid, signed_headers, whatsapp_form
 
 
 @pytest.mark.parametrize(
@@ -18,6 +18,6 @@ from tests.conftest import PUBLIC, signed_headers, whatsapp_form
     ],
 )
 def test_media_url(make_app: Callable[..., Flask], env: dict[str, str], expected: str) -> None:
-    form = whatsapp_form("je veux le revenu minimum vital", sid="SMmedia")
+    form = whatsapp_form("je veux le revenu minimum vital", sid=message_sid("media"))
     response = make_app(env).test_client().post("/webhook", data=form, headers=signed_headers(form))
     assert f"<Media>{expected}</Media>" in response.get_data(as_text=True)

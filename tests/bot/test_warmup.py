@@ -136,14 +136,22 @@ def test_no_auth_token_degrades_health_with_the_reason(make_app: Callable[..., F
     health = client.get("/health")
     assert health.status_code == 503
     assert health.json["status"] == "degraded"
-    assert health.json["reason"] == "TWILIO_AUTH_TOKEN is not set: every webhook is refused (403)"
+    assert health.json["reason"] == (
+        "Twilio credentials missing (TWILIO_AUTH_TOKEN or TWILIO_ACCOUNT_SID): "
+        "every webhook is refused (403)"
+    )
     assert health.json["components"]["twilio_configured"] is False
     for secret in ("gem-secret-key", BASE_ENV["TWILIO_ACCOUNT_SID"]):
         assert secret not in health.get_data(as_text=True)
     report = client.get("/status/warmup").json
     assert report["ready"] is False
     assert report["errors"] == [
-        "webhook_credentials: TWILIO_AUTH_TOKEN is not set: /webhook answers 403 to every request"
+        "webhook_credentials: TWILIO_AUTH_TOKEN not set: /webhook answers 403 to every request"
+    ]
+    unaccounted = make_app({"TWILIO_ACCOUNT_SID": ""}).test_client()
+    assert unaccounted.get("/health").status_code == 503
+    assert unaccounted.get("/status/warmup").json["errors"] == [
+        "webhook_credentials: TWILIO_ACCOUNT_SID not set: /webhook answers 403 to every request"
     ]
 
 

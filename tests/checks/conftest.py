@@ -19,6 +19,7 @@ timeout_s = {timeout_s}
 base_url = "{base_url}"
 public_url = "{public}"
 token_env = "FAKE_TWILIO_TOKEN"
+account_sid_env = "FAKE_TWILIO_ACCOUNT_SID"
 latency_warn_ms = 500   # well above a loaded machine's scheduling noise: no flaky WARN
 latency_fail_ms = 1000
 cold_start_budget_s = 20
@@ -48,6 +49,13 @@ needs = ["P2.1", "P2.2"]
 blocking = false
 skip_reason = "no checks yet"
 """
+
+
+@pytest.fixture(autouse=True)
+def fake_account_sid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The account the fake answers for, exported as an operator exports TWILIO_ACCOUNT_SID (no
+    secret: each test's .env holds only the token)."""
+    monkeypatch.setenv("FAKE_TWILIO_ACCOUNT_SID", TargetSettings().account_sid)
 
 
 @pytest.fixture

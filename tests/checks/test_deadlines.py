@@ -41,6 +41,7 @@ timeout_s = {timeout_s}
 base_url = "{base_url}"
 public_url = "{public}"
 token_env = "FAKE_TWILIO_TOKEN"
+account_sid_env = "FAKE_TWILIO_ACCOUNT_SID"
 latency_warn_ms = 500
 latency_fail_ms = 2000
 cold_start_budget_s = {cold_start_budget_s}

@@ -133,6 +133,8 @@ def against(
                 dict(token),
                 token_env=env.token_env,
                 timeout_s=env.timeout_s,
+                account_sid_env=env.account_sid_env,
+                account_sid=TargetSettings().account_sid,
             )
             return await Runner(CHECKS).run_check("G", check_id, ctx)
 

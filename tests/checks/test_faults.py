@@ -71,8 +71,9 @@ def test_a_healthy_target_passes(
             "health_degraded",
             "health",
             "FAIL",
-            "/health answered 503 with status 'degraded': TWILIO_AUTH_TOKEN is not set: every "
-            "webhook is refused (403) (accepted: ok, healthy)",
+            "/health answered 503 with status 'degraded': Twilio credentials missing "
+            "(TWILIO_AUTH_TOKEN or TWILIO_ACCOUNT_SID): every webhook is refused (403) "
+            "(accepted: ok, healthy)",
         ),
         ("wrong_component", "health", "FAIL", "components differ: cache_entries is 7, expected 8"),
         ("slow_health", "health", "FAIL", "over the 1000 ms limit"),
@@ -188,6 +189,42 @@ def test_missing_token_is_an_error_naming_the_variable(
     assert webhook["status"] == "ERROR"
     assert webhook["reason"] == "FAKE_TWILIO_TOKEN is not set: cannot sign test requests"
     assert code == 3
+
+
+def test_missing_account_sid_is_an_error_naming_the_variable(
+    target: Callable[..., str],
+    fault_config: Callable[..., Path],
+    env_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("FAKE_TWILIO_ACCOUNT_SID", raising=False)
+    code, run, _ = verify(fault_config(target()), env_file, capsys)
+    webhook = check_of(run, "webhook")
+    assert webhook["status"] == "ERROR"
+    assert webhook["reason"] == (
+        "FAKE_TWILIO_ACCOUNT_SID is not set: cannot send the AccountSid Twilio sends"
+    )
+    assert code == 3
+
+
+def test_another_account_fails_naming_the_variable_not_the_token(
+    target: Callable[..., str],
+    fault_config: Callable[..., Path],
+    env_file: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The bot answers for another account: the signed message is refused, and the check says
+    which setting to compare, not 'is the token the same?'."""
+    code, run, _ = verify(fault_config(target(account_sid="AC" + "1" * 32)), env_file, capsys)
+    webhook = check_of(run, "webhook")
+    assert webhook["status"] == "FAIL"
+    assert webhook["reason"] == (
+        "signed got 403, expected 200: the bot answers for another account than "
+        "FAKE_TWILIO_ACCOUNT_SID's"
+    )
+    assert webhook["hint"].startswith("is FAKE_TWILIO_ACCOUNT_SID the bot's TWILIO_ACCOUNT_SID?")
+    assert code == 1
 
 
 def test_plain_output_puts_the_verdict_first(

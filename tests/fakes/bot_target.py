@@ -85,8 +85,11 @@ DEPLOY_FAULTS = (
     "memory_high",  # /metrics reports 480 MB resident on a 512 MB plan
 )
 FAULTS += DEPLOY_FAULTS
-# /health's reason under health_degraded: the bot's words for a missing auth token.
-DEGRADED_REASON = "TWILIO_AUTH_TOKEN is not set: every webhook is refused (403)"
+# /health's reason under health_degraded: the bot's words for missing Twilio credentials.
+DEGRADED_REASON = (
+    "Twilio credentials missing (TWILIO_AUTH_TOKEN or TWILIO_ACCOUNT_SID): "
+    "every webhook is refused (403)"
+)
 # Render's pages, as its edge sends them (the request never reached the bot). A 502 is "Render's
 # edge can't reach your process" (render.com/tutorials/when-deploys-go-wrong/runtime-errors); a
 # free instance spun down on idle is spun up by the next request, which hangs meanwhile "up to
@@ -140,6 +143,8 @@ class TargetSettings:
     """How the fake behaves: the token and public URL it validates against, one fault, a delay."""
 
     token: str = "fake-token-0123456789"  # pragma: allowlist secret
+    account_sid: str = "AC" + "fa4e" * 8
+    """The account the fake answers for: a signed form of another is refused, as the bot does."""
     public_url: str = ""
     """Empty: the URL the request came to."""
     fault: str = ""
@@ -377,6 +382,11 @@ def _handler(settings: TargetSettings) -> type[BaseHTTPRequestHandler]:
                 leak = {}
             if not valid and fault != "webhook_accepts_unsigned":
                 self._send(403, b"Forbidden\n", "text/plain", leak)
+                return
+            if valid and form.get("AccountSid") != settings.account_sid:
+                # The bot's words for a signed form of another account (bot/webhook.py).
+                body = b"Forbidden: AccountSid is not this bot's TWILIO_ACCOUNT_SID\n"
+                self._send(403, body, "text/plain", leak)
                 return
             reply = MessagingResponse()
             message = reply.message()

@@ -51,13 +51,30 @@ def test_the_repository_config_loads() -> None:
     assert config.environments["local"].expect.require_https is False
 
 
+def test_the_account_sid_variable_is_named_per_environment(tmp_path: Path) -> None:
+    """Read like token_env: the variable's name lives in opsctl.toml, its value in the env."""
+    path = tmp_path / "opsctl.toml"
+    path.write_text(
+        GOOD.replace(
+            "[environments.render]",
+            "[environments.staging]\n"
+            'base_url = "https://s.onrender.com"\naccount_sid_env = "STAGING_ACCOUNT_SID"\n\n'
+            "[environments.render]",
+            1,
+        )
+    )
+    config = load_config(path, CHECKS)
+    assert config.environments["render"].account_sid_env == "TWILIO_ACCOUNT_SID"
+    assert config.environments["staging"].account_sid_env == "STAGING_ACCOUNT_SID"
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
         (
             ("[environments.render]", "[environments.render]\nbase_ur = 'x'"),
-            "environments.render.base_ur: unknown key; fix: remove it or use one of: audio, "
-            "audio_host, audio_questions, base_url",
+            "environments.render.base_ur: unknown key; fix: remove it or use one of: "
+            "account_sid_env, audio, audio_host, audio_questions, base_url",
         ),
         (
             ("cache_entries = 8", "cache_entries = 8.5"),
@@ -85,6 +102,10 @@ def test_the_repository_config_loads() -> None:
             "gates.P2.6.title: 7 is not of type 'string'; fix: give a value of type string",
         ),
         (('[gates."P2.1"]', '[gates."P2.1"'), "fix: correct the TOML syntax"),
+        (
+            ("[environments.render]", "[environments.render]\naccount_sid_env = 'twilio.sid'"),
+            "environments.render.account_sid_env: 'twilio.sid' does not match",
+        ),
         (
             ("[environments.render]", "[environment.render]"),
             "environment: unknown key; fix: remove it or use one of: defaults, environments, "
