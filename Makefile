@@ -43,6 +43,7 @@ lock: $(STAMP)
 
 bench: $(STAMP)
 	bench/webhook.sh
+	bench/memory.sh
 	bench/verify_concurrency.sh
 	bench/startup.sh
 	bench/secrets.sh
