@@ -6,22 +6,42 @@ import signal
 import sys
 from typing import Any
 
+from bot import serving
 from bot.settings import SettingsError, load_settings
 
-# One process with threads: the MessageSid reply cache, the metrics and the warm-up
-# report live in that process, so a retried message meets the same cache, /metrics
-# counts every request, and the free tier's 512 MB holds one copy of the app.
-worker_class = "gthread"
+# One process: the MessageSid reply cache, the metrics and the warm-up report live in that
+# process, so a retried message meets the same cache, /metrics counts every request, and
+# the free tier's 512 MB holds one copy of the app.
 workers = 1
-threads = 16
-# Twilio gives up after 15 s; a request still running at 30 s is stuck.
+# gevent: a connection costs a greenlet, not a thread, while its request arrives, so slow or
+# idle clients cannot take the bot away (issue 14: with gthread's 16 threads, 16 slowloris
+# connections stalled /health for seconds). The worker monkey-patches the standard library
+# in the worker process (gunicorn/workers/ggevent.py); bot/ runs unchanged under it
+# (tests/bot/test_under_gevent.py). https://docs.gunicorn.org/en/stable/design.html#async-workers
+worker_class = "gevent"
+# Connections served at once (greenlets); past it new ones wait in the listen backlog.
+# 1000 (gunicorn's default) connections held inside a request cost the worker about 35 MB
+# (bench/memory.sh --hold 1000; README "Benchmarks").
+worker_connections = 1000
+# A request still running at 30 s is stuck (Twilio gives up after 15 s). Under gevent this
+# bounds the worker's heartbeat (a greenlet hogging the CPU), not a single request:
+# https://docs.gunicorn.org/en/stable/settings.html#timeout
 timeout = 30
 graceful_timeout = 10
+# Also the read deadline of a request's line and headers: gevent's worker waits for them (and
+# for the first byte of an idle connection) at most `keepalive` seconds, then closes
+# (gunicorn/workers/ggevent.py timeout_ctx). 0 would turn keep-alive off and that bound with
+# it. The body's deadline is BODY_DEADLINE_SEC in bot/serving.py (the hooks below).
 keepalive = 5
 accesslog = None  # the app logs one line per request itself, with phone numbers masked
 # gunicorn 24+ opens a control socket in $HOME; nothing here uses it, and two local
 # instances (tests, the benchmark) would fight over the one path.
 control_socket_disable = True
+# gunicorn's request hooks (bot/serving.py): every body is read within a deadline, and a
+# response after which the rest of the request stays unread (a 413) says `Connection: close`
+# and ends the connection cleanly, so a proxy never reuses it for the next user's request.
+pre_request = serving.pre_request
+post_request = serving.post_request
 
 
 def on_starting(server: object) -> None:

@@ -114,8 +114,8 @@ def test_webhook_never_answers_5xx_in_process(
 
 @pytest.fixture(scope="module")
 def http() -> Iterator[httpx.Client]:
-    # A new connection per request: past 64 KiB of unread body gunicorn closes a keep-alive
-    # connection after answering 413 (gunicorn/http/parser.py _DRAIN_MAX_BYTES), as it should.
+    # A new connection per request: a body over 64 KiB (or chunked) ends its connection after
+    # the answer, with `Connection: close` (bot/serving.py pre_request), as it should.
     with httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as client:
         yield client
 
