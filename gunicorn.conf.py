@@ -20,8 +20,8 @@ workers = 1
 # (tests/bot/test_under_gevent.py). https://docs.gunicorn.org/en/stable/design.html#async-workers
 worker_class = "gevent"
 # Connections served at once (greenlets); past it new ones wait in the listen backlog.
-# 1000 (gunicorn's default) connections held inside a request cost the worker about 35 MB
-# (bench/memory.sh --hold 1000; README "Benchmarks").
+# 1000 (gunicorn's default) connections held inside a request cost the worker about 33 MB
+# (bench/memory.sh --hold 1000; README "Serving").
 worker_connections = 1000
 # A request still running at 30 s is stuck (Twilio gives up after 15 s). Under gevent this
 # bounds the worker's heartbeat (a greenlet hogging the CPU), not a single request:
