@@ -44,13 +44,20 @@ pre_request = serving.pre_request
 post_request = serving.post_request
 
 
-def on_starting(server: object) -> None:
-    """Refuse to start on a bad setting with one line naming it, not a worker traceback."""
+def _refuse_bad_settings() -> None:
+    """Refuse to start on a bad setting with one line naming it, not a worker traceback.
+
+    Run as gunicorn reads this file, before it parses the CMD's `--bind 0.0.0.0:${PORT}`:
+    from an on_starting hook, PORT=abc was gunicorn's own "'abc' is not a valid port number",
+    which does not name PORT."""
     try:
         load_settings(os.environ)
     except SettingsError as exc:
         print(f"clara: cannot start: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
+
+
+_refuse_bad_settings()
 
 
 def _bind_prctl() -> Any:

@@ -141,14 +141,17 @@ def test_gunicorn_refuses_a_bad_setting_with_one_line() -> None:
     ]
 
 
-def test_gunicorn_refuses_a_port_in_other_digits() -> None:
-    """PORT=٣ binds port 3 as far as gunicorn goes; the bot's settings refuse it before
-    anything listens (gunicorn runs on_starting before it opens its sockets)."""
-    done = _run_image_command({"PORT": "٣"})
+@pytest.mark.parametrize("port", ["٣", "²", "abc"])
+def test_gunicorn_refuses_a_bad_port_naming_it(port: str) -> None:
+    """PORT=٣ binds port 3 as far as gunicorn goes; PORT=abc and PORT=² were gunicorn's own
+    "is not a valid port number", naming no variable. gunicorn.conf.py refuses them as it is
+    read, before gunicorn parses the CMD's --bind and before anything listens."""
+    done = _run_image_command({"PORT": port})
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
     assert "Traceback" not in output
     assert "Listening at" not in output
-    assert "clara: cannot start: PORT='٣' is not a TCP port: expected 0-65535, e.g. 10000" in (
-        output.splitlines()
+    assert (
+        f"clara: cannot start: PORT='{port}' is not a TCP port: expected 0-65535, e.g. 10000"
+        in (output.splitlines())
     )
