@@ -104,6 +104,8 @@ MESSAGES = {
     "gateway_timeout": "Notion timed out while processing the request.",
     "service_overload": "Notion is currently overloaded. Please try again later.",
 }
+LINKED_TYPES = ("relation", "rollup")
+"""Property types whose values point at other pages (see the issue 15 section below)."""
 ARCHIVED = "Can't edit block that is archived. You must unarchive the block before editing."
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _UUID = re.compile(
@@ -448,6 +450,7 @@ class FakeNotion:
         self._databases: dict[str, _Database] = {}
         self._data_sources: dict[str, _DataSource] = {}
         self._unshared: set[str] = set()
+        self._blocks: dict[str, _Block] = {}
         self._faults: list[_Fault] = []
         self._bucket: tuple[float, int] | None = None
         self._tokens = 0.0
@@ -475,6 +478,12 @@ class FakeNotion:
             ("GET", re.compile(r"/v1/pages/([^/]+)"), "page_id", self._get_page),
             ("PATCH", re.compile(r"/v1/pages/([^/]+)"), "page_id", self._update_page),
             ("GET", re.compile(r"/v1/blocks/([^/]+)/children"), "block_id", self._children),
+            (
+                "PATCH",
+                re.compile(r"/v1/blocks/([^/]+)/children"),
+                "block_id",
+                self._append_children,
+            ),
             ("DELETE", re.compile(r"/v1/blocks/([^/]+)"), "block_id", self._delete_block),
         ]
 
@@ -958,6 +967,9 @@ class FakeNotion:
     def _page_out(self, page: _Page) -> JSON:
         properties = {}
         for name, prop in self._schema_of(page).items():
+            if prop.type in LINKED_TYPES:
+                properties[name] = self._linked_value_out(page, prop)
+                continue
             value = page.values.get(prop.id, EMPTY_VALUES[prop.type])
             properties[name] = {"id": prop.id, "type": prop.type, prop.type: copy.deepcopy(value)}
         if page.data_source_id is None:
@@ -1073,6 +1085,8 @@ class FakeNotion:
             if "name" in raw:
                 raise _unmodelled("renaming a property")
             raise _invalid(f"{here} should name exactly one property type, e.g. `rich_text`.")
+        if kind in LINKED_TYPES:
+            return kind, self._link_config_in(kind, raw.get(kind), here)
         if kind in UNMODELLED_TYPES:
             raise _unmodelled(f"{kind} properties")
         if kind not in SUPPORTED_TYPES:
@@ -1166,6 +1180,8 @@ class FakeNotion:
                     f"{here}.length should be ≤ `{TEXT_LIMIT}`, instead was `{_js_length(value)}`."
                 )
             return value
+        if prop.type in LINKED_TYPES:
+            return self._linked_value_in(prop, value, here)
         if prop.type == "date":
             return self._date_in(value, here)
         return self._select_in(prop, value, here)
@@ -1206,6 +1222,7 @@ class FakeNotion:
         page = _Page(str(uuid.uuid4()), source.id, values, created, _now(), self._next())
         page.edited = max(page.edited, created)
         self._pages[page.id] = page
+        self._mirror_duals(page, {})
         return page
 
     def _convert_rows(self, source: _DataSource, prop: _Prop, old_type: str) -> None:
@@ -1549,6 +1566,7 @@ class FakeNotion:
             str(uuid.uuid4()), page_id, title, [], moment, moment, self._next(), is_inline=is_inline
         )
         source = _DataSource(str(uuid.uuid4()), db.id, copy.deepcopy(title), props, moment, moment)
+        self._link_schema(source, source.props)
         db.data_source_ids.append(source.id)
         self._databases[db.id] = db
         self._data_sources[source.id] = source
@@ -1623,6 +1641,7 @@ class FakeNotion:
                     raise _invalid("Cannot change the type of the title property.")
                 retyped.append((existing.name, existing.type))
                 existing.type, existing.config = kind, config
+        self._link_schema(source, work)
         source.props = work
         for name, old_type in retyped:
             if name in work:
@@ -1664,7 +1683,10 @@ class FakeNotion:
             raise _invalid("body.parent.data_source_id should be defined, instead was `undefined`.")
         if self._databases[source.database_id].in_trash:
             raise _invalid(ARCHIVED)
-        return self._page_out(self._new_row(source, body.get("properties", {}), _now()))
+        blocks = self._page_children_in(body)  # validated before the page is made
+        page = self._new_row(source, body.get("properties", {}), _now())
+        self._add_content(page.id, blocks, page.created)
+        return self._page_out(page)
 
     def _get_page(self, page_id: str, *, query: dict[str, str], body: JSON) -> JSON:
         return self._page_out(self._page(page_id))
@@ -1683,14 +1705,18 @@ class FakeNotion:
             values, schema = self._values_in(schema, raw, "body.properties")
         if page.data_source_id is not None:
             self._data_sources[page.data_source_id].props = schema
+        before = dict(page.values)
         page.values.update(values)
+        self._mirror_duals(page, before)
         if trash is not None:
             page.in_trash = trash
         page.edited = _now()
         return self._page_out(page)
 
     def _children(self, block_id: str, *, query: dict[str, str], body: JSON) -> JSON:
-        if block_id not in self._pages or not self._visible(block_id):
+        block = self._blocks.get(block_id)
+        nested = block is not None and not block.in_trash and self._visible(self._block_page(block))
+        if not nested and (block_id not in self._pages or not self._visible(block_id)):
             raise _not_found("block", block_id)
         try:
             page_size = _page_size(int(query.get("page_size", PAGE_SIZE_MAX)), "query.page_size")
@@ -1702,7 +1728,7 @@ class FakeNotion:
             self._block_out(db.id)
             for db in sorted(self._databases.values(), key=lambda db: db.seq)
             if db.page_id == block_id and not db.in_trash and self._visible(db.id)
-        ]
+        ] + [self._content_block_out(block) for block in self._content_of(block_id)]
         chunk, cursor = _paginate(children, query.get("start_cursor"), page_size, "start_cursor")
         return _listing(chunk, cursor, "block")
 
@@ -1713,9 +1739,378 @@ class FakeNotion:
         elif block_id in self._pages and self._visible(block_id):
             page = self._pages[block_id]
             page.in_trash, page.edited = True, _now()
+        elif block_id in self._blocks and self._visible(self._block_page(self._blocks[block_id])):
+            self._blocks[block_id].in_trash = True
+            return self._content_block_out(self._blocks[block_id])
         else:
             raise _not_found("block", block_id)
         return self._block_out(block_id)
+
+    # --- page content, relations and rollups (issue 15) ----------------------------------------
+    # Blocks in pages: https://developers.notion.com/reference/block,
+    # https://developers.notion.com/reference/patch-block-children (at most 100 children per
+    # array, "up to two levels of nesting in a single request"), and the 1000 block elements per
+    # request of https://developers.notion.com/reference/request-limits. Relation and rollup
+    # properties: https://developers.notion.com/reference/property-object#relation (2025-09-03:
+    # a relation names the related `data_source_id`; `dual_property` adds the synced property to
+    # the related data source) and https://developers.notion.com/reference/page-property-values
+    # (a page lists at most 25 relation references, `has_more` says when there are more; a
+    # rollup is computed by Notion and cannot be written).
+
+    def content(self, page_id: str) -> list[JSON]:
+        """A page's blocks as GET /v1/blocks/{id}/children returns them, each with its nested
+        blocks under `children` (what a person sees when opening the page)."""
+        with self._lock:
+            return [self._block_tree(b) for b in self._content_of(self._python_id(page_id))]
+
+    def _content_of(self, parent_id: str) -> list[_Block]:
+        blocks = [b for b in self._blocks.values() if b.parent_id == parent_id and not b.in_trash]
+        return sorted(blocks, key=lambda block: block.seq)
+
+    def _block_tree(self, block: _Block) -> JSON:
+        return {
+            **self._content_block_out(block),
+            "children": [self._block_tree(child) for child in self._content_of(block.id)],
+        }
+
+    def _block_page(self, block: _Block) -> str:
+        """The page a content block belongs to (sharing is the page's)."""
+        parent = block.parent_id
+        while parent in self._blocks:
+            parent = self._blocks[parent].parent_id
+        return parent
+
+    def _content_block_out(self, block: _Block) -> JSON:
+        if block.parent_id in self._blocks:
+            parent: JSON = {"type": "block_id", "block_id": block.parent_id}
+        else:
+            parent = {"type": "page_id", "page_id": block.parent_id}
+        return {
+            "object": "block",
+            "id": block.id,
+            "parent": parent,
+            "created_time": _stamp(block.created),
+            "last_edited_time": _stamp(block.created),
+            "created_by": self._user(),
+            "last_edited_by": self._user(),
+            "has_children": bool(self._content_of(block.id)),
+            "archived": block.in_trash,
+            "in_trash": block.in_trash,
+            "type": block.type,
+            block.type: copy.deepcopy(block.data),
+        }
+
+    def _blocks_in(self, raw: Any, where: str, depth: int, counted: list[int]) -> list[JSON]:
+        """Validate one array of new blocks (depth 0: the request's own `children`)."""
+        if not isinstance(raw, list):
+            raise _invalid(f"{where} should be an array, instead was `{_show(raw)}`.")
+        if len(raw) > BLOCK_CHILDREN_MAX:
+            raise _invalid(
+                f"{where}.length should be ≤ `{BLOCK_CHILDREN_MAX}`, instead was `{len(raw)}`."
+            )
+        specs = []
+        for index, item in enumerate(raw):
+            here = f"{where}[{index}]"
+            counted[0] += 1
+            if counted[0] > BLOCKS_PER_REQUEST:
+                raise _invalid(
+                    f"The request holds more than {BLOCKS_PER_REQUEST} block elements; "
+                    "send them in several requests."
+                )
+            if not isinstance(item, dict):
+                raise _invalid(f"{here} should be an object, instead was `{_show(item)}`.")
+            kind = item.get("type") or next((k for k in item if k in CONTENT_BLOCKS), None)
+            if not isinstance(kind, str):
+                raise _invalid(f"{here} should name a block type, e.g. `paragraph`.")
+            if kind not in CONTENT_BLOCKS:
+                raise _unmodelled(f"{kind} blocks")
+            data = item.get(kind, {})
+            if not isinstance(data, dict):
+                raise _invalid(f"{here}.{kind} should be an object, instead was `{_show(data)}`.")
+            specs.append(self._block_in(kind, data, f"{here}.{kind}", depth, counted))
+        return specs
+
+    def _block_in(self, kind: str, data: JSON, here: str, depth: int, counted: list[int]) -> JSON:
+        out: JSON = {}
+        if kind != "divider":
+            out = {
+                "rich_text": _rich_text_in(data.get("rich_text", []), f"{here}.rich_text"),
+                "color": data.get("color", "default"),
+            }
+        if kind.startswith("heading_"):
+            out["is_toggleable"] = bool(data.get("is_toggleable", False))
+        children = data.get("children")
+        if children is None:
+            return {"type": kind, "data": out, "children": []}
+        takes = kind in NESTING_BLOCKS or out.get("is_toggleable", False)
+        if depth >= NESTING_LEVELS or not takes:
+            raise _invalid(
+                f"{here}.children should be not present, instead was `{_show(children)}`."
+            )
+        nested = self._blocks_in(children, f"{here}.children", depth + 1, counted)
+        return {"type": kind, "data": out, "children": nested}
+
+    def _add_content(self, parent_id: str, specs: list[JSON], moment: datetime) -> list[_Block]:
+        made = []
+        for spec in specs:
+            block = _Block(str(uuid.uuid4()), parent_id, spec["type"], spec["data"], moment)
+            block.seq = self._next()
+            self._blocks[block.id] = block
+            self._add_content(block.id, spec["children"], moment)
+            made.append(block)
+        return made
+
+    def _page_children_in(self, body: JSON) -> list[JSON]:
+        """The blocks a new page is made with (validated before the page exists)."""
+        if body.get("children") is None:
+            return []
+        return self._blocks_in(body["children"], "body.children", 0, [0])
+
+    def _append_children(self, block_id: str, *, query: dict[str, str], body: JSON) -> JSON:
+        if block_id in self._blocks:
+            block = self._blocks[block_id]
+            if block.in_trash or not self._visible(self._block_page(block)):
+                raise _not_found("block", block_id)
+            depth_taken = 1  # the parent is itself a nested block: one level less to nest
+        elif block_id in self._pages and self._visible(block_id):
+            if self._pages[block_id].in_trash:
+                raise _invalid(ARCHIVED)
+            depth_taken = 0
+        else:
+            raise _not_found("block", block_id)
+        if body.get("after") is not None or body.get("position") is not None:
+            raise _unmodelled("appending after a given block")
+        if body.get("children") is None:
+            raise _invalid("body.children should be defined, instead was `undefined`.")
+        specs = self._blocks_in(body["children"], "body.children", depth_taken, [0])
+        made = self._add_content(block_id, specs, _now())
+        return _listing([self._content_block_out(b) for b in made], None, "block")
+
+    def _link_config_in(self, kind: str, raw: Any, here: str) -> JSON:
+        """The configuration of a relation or rollup property in a schema write."""
+        if not isinstance(raw, dict):
+            raise _invalid(f"{here}.{kind} should be an object, instead was `{_show(raw)}`.")
+        if kind == "rollup":
+            return self._rollup_config_in(raw, f"{here}.rollup")
+        if "database_id" in raw and "data_source_id" not in raw:
+            # 2025-09-03: "the request object must only contain data_source_id".
+            raise _invalid(
+                f"{here}.relation.data_source_id should be defined, instead was `undefined`."
+            )
+        target = self._data_source(
+            _norm_id(raw.get("data_source_id"), f"{here}.relation.data_source_id")
+        )
+        config: JSON = {"database_id": target.database_id, "data_source_id": target.id}
+        if isinstance(raw.get("single_property"), dict):
+            return {**config, "type": "single_property", "single_property": {}}
+        dual = raw.get("dual_property")
+        if not isinstance(dual, dict):
+            raise _invalid(f"{here}.relation should hold `single_property` or `dual_property`.")
+        name = dual.get("synced_property_name") or ""
+        return {
+            **config,
+            "type": "dual_property",
+            "dual_property": {"synced_property_name": name, "synced_property_id": ""},
+        }
+
+    @staticmethod
+    def _rollup_config_in(raw: JSON, here: str) -> JSON:
+        function = raw.get("function")
+        if function not in ROLLUP_FUNCTIONS:
+            raise _unmodelled(f"the rollup function {_show(function)}")
+        relation = raw.get("relation_property_name") or raw.get("relation_property_id")
+        rolled = raw.get("rollup_property_name") or raw.get("rollup_property_id")
+        if not isinstance(relation, str) or not isinstance(rolled, str):
+            raise _invalid(
+                f"{here} should name its relation_property_name and rollup_property_name."
+            )
+        return {
+            "function": function,
+            "relation_property_name": relation,
+            "rollup_property_name": rolled,
+        }
+
+    def _link_schema(self, source: _DataSource, props: dict[str, _Prop]) -> None:
+        """Pin each rollup to the ids of its relation and rolled-up property; give every new
+        dual relation its synced property in the related data source."""
+        for prop in props.values():
+            if prop.type == "rollup" and "relation_property_id" not in prop.config:
+                self._pin_rollup(prop, props)
+        for prop in props.values():
+            dual = prop.config.get("dual_property") if prop.type == "relation" else None
+            if dual is not None and not dual["synced_property_id"]:
+                self._add_synced(source, props, prop)
+
+    def _pin_rollup(self, prop: _Prop, props: dict[str, _Prop]) -> None:
+        config = prop.config
+        relation = self._find_prop(props, config["relation_property_name"])
+        if relation is None or relation.type != "relation":
+            name = config["relation_property_name"]
+            raise _invalid(f"{name} is not a relation property of this data source.")
+        target = self._data_sources[relation.config["data_source_id"]]
+        rolled = self._find_prop(target.props, config["rollup_property_name"])
+        if rolled is None or rolled.type in ("relation", "rollup"):
+            raise _invalid(
+                f"{config['rollup_property_name']} is not a property the rollup can show."
+            )
+        config.update(
+            relation_property_name=relation.name,
+            relation_property_id=relation.id,
+            rollup_property_name=rolled.name,
+            rollup_property_id=rolled.id,
+        )
+
+    def _add_synced(self, source: _DataSource, props: dict[str, _Prop], prop: _Prop) -> None:
+        target_id = prop.config["data_source_id"]
+        target_props = props if target_id == source.id else self._data_sources[target_id].props
+        dual = prop.config["dual_property"]
+        name = dual["synced_property_name"] or f"Related to {_plain(source.title)} ({prop.name})"
+        if name in target_props:
+            raise _invalid(f"A property named {name} already exists in the related data source.")
+        synced = _Prop(
+            self._new_prop_id(target_props),
+            name,
+            "relation",
+            {
+                "database_id": source.database_id,
+                "data_source_id": source.id,
+                "type": "dual_property",
+                "dual_property": {"synced_property_name": prop.name, "synced_property_id": prop.id},
+            },
+        )
+        target_props[name] = synced
+        dual.update(synced_property_name=name, synced_property_id=synced.id)
+
+    def _linked_value_in(self, prop: _Prop, value: Any, here: str) -> list[str]:
+        if prop.type == "rollup":
+            raise _invalid(
+                f"{prop.name} is a rollup property: Notion computes it; it cannot be written."
+            )
+        if not isinstance(value, list):
+            raise _invalid(f"{here} should be an array, instead was `{_show(value)}`.")
+        if len(value) > RELATION_ITEMS:
+            raise _invalid(
+                f"{here}.length should be ≤ `{RELATION_ITEMS}`, instead was `{len(value)}`."
+            )
+        ids: list[str] = []
+        for index, item in enumerate(value):
+            raw = item.get("id") if isinstance(item, dict) else None
+            page_id = _norm_id(raw, f"{here}[{index}].id")
+            page = self._pages.get(page_id)
+            if (
+                page is None
+                or page.data_source_id != prop.config["data_source_id"]
+                or not self._visible(page_id)
+            ):
+                raise _invalid(f"{here}[{index}].id: no page {page_id} in the related data source.")
+            if page_id not in ids:
+                ids.append(page_id)
+        return ids
+
+    def _mirror_duals(self, page: _Page, before: JSON) -> None:
+        """A dual relation written on one side shows on the other: the related pages' synced
+        property gains (or loses) this page."""
+        if page.data_source_id is None:
+            return
+        for prop in self._schema_of(page).values():
+            dual = prop.config.get("dual_property") if prop.type == "relation" else None
+            if dual is None or prop.id not in page.values:
+                continue
+            old, new = set(before.get(prop.id) or []), set(page.values[prop.id] or [])
+            for other_id in old ^ new:
+                other = self._pages[other_id]
+                theirs = [
+                    i for i in other.values.get(dual["synced_property_id"]) or [] if i != page.id
+                ]
+                other.values[dual["synced_property_id"]] = theirs + (
+                    [page.id] if other_id in new else []
+                )
+
+    def _linked_value_out(self, page: _Page, prop: _Prop) -> JSON:
+        if prop.type == "relation":
+            ids = list(page.values.get(prop.id) or [])
+            shown = [{"id": i} for i in ids[:RELATION_SHOWN]]
+            return {
+                "id": prop.id,
+                "type": "relation",
+                "relation": shown,
+                "has_more": len(ids) > RELATION_SHOWN,
+            }
+        config = prop.config
+        related = [self._pages[i] for i in page.values.get(config["relation_property_id"]) or []]
+        values = [p.values.get(config["rollup_property_id"]) for p in related if not p.in_trash]
+        function = config["function"]
+        rollup: JSON
+        if function == "count":
+            rollup = {"type": "number", "number": len(values)}
+        elif function in ("latest_date", "earliest_date"):
+            dates = [v for v in values if isinstance(v, dict) and v.get("start")]
+            pick = max if function == "latest_date" else min
+            found = pick(dates, key=lambda d: _parse_moment(d["start"])) if dates else None
+            rollup = {"type": "date", "date": copy.deepcopy(found)}
+        else:  # show_original
+            relation = next(
+                p for p in self._schema_of(page).values() if p.id == config["relation_property_id"]
+            )
+            target = self._data_sources[relation.config["data_source_id"]]
+            kind = next(
+                p.type for p in target.props.values() if p.id == config["rollup_property_id"]
+            )
+            rollup = {
+                "type": "array",
+                "array": [{"type": kind, kind: copy.deepcopy(v)} for v in values],
+            }
+        return {"id": prop.id, "type": "rollup", "rollup": {**rollup, "function": function}}
+
+
+# --- page content, relations and rollups (issue 15): module-level parts -----------------------
+
+BLOCK_CHILDREN_MAX = 100
+"""Block children per array in one request (patch-block-children)."""
+BLOCKS_PER_REQUEST = 1000
+"""Block elements in one request, nested ones included (request-limits)."""
+NESTING_LEVELS = 2
+"""Nested children a request may hold below its own `children` array (patch-block-children)."""
+RELATION_ITEMS = 100
+"""Related pages in one relation write (request-limits)."""
+RELATION_SHOWN = 25
+"""Relation references a page object lists before `has_more` (page-property-values)."""
+CONTENT_BLOCKS = (
+    "paragraph",
+    "heading_1",
+    "heading_2",
+    "heading_3",
+    "bulleted_list_item",
+    "numbered_list_item",
+    "quote",
+    "callout",
+    "toggle",
+    "divider",
+)
+NESTING_BLOCKS = (
+    "paragraph",
+    "bulleted_list_item",
+    "numbered_list_item",
+    "quote",
+    "callout",
+    "toggle",
+)
+"""Blocks that may hold children (a heading only when toggleable)."""
+ROLLUP_FUNCTIONS = ("count", "latest_date", "earliest_date", "show_original")
+"""The rollup functions this fake computes (Notion has more)."""
+
+
+@dataclass
+class _Block:
+    id: str
+    parent_id: str
+    """A page's id, or another block's."""
+    type: str
+    data: JSON
+    """The type object in response shape (rich_text, color...)."""
+    created: datetime
+    seq: int = 0
+    in_trash: bool = False
 
 
 class _Handler(BaseHTTPRequestHandler):
