@@ -121,6 +121,13 @@ class NotionSettings:
     base_url: str = ""
     timeout_s: float = 20.0
     requests_per_second: float = 3.0
+    phase_database: str = ""
+    phase: str = "Fase 2"
+    columns: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """The team's own databases: our column -> theirs (opsctl.toml [notion.columns])."""
+    property_ids: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    newest_runs: Mapping[str, str] = field(default_factory=dict)
+    """Environment -> its newest completed evidence bundle: the run row Notion should hold."""
 
 
 class ResultCache(Protocol):

@@ -407,13 +407,8 @@ def notion_sync(
 ) -> int:
     """Push the newest bundle's gate statuses and run summary (per environment) to Notion."""
     from opsctl.errors import OpsctlError
-    from opsctl.notion.service import (
-        connect,
-        evidence_link,
-        newest_bundles,
-        push,
-        run_changes,
-    )
+    from opsctl.notion.rows import changes_to_send, completed_runs, record_sent
+    from opsctl.notion.service import connect, newest_bundles, push
     from opsctl.verify import configured_secrets
 
     config = _load(config_path)
@@ -422,13 +417,11 @@ def notion_sync(
         config.environment(name)
     root = evidence_dir or config.evidence.dir
     secrets = configured_secrets(config, environ)
-    changes = [
-        change
-        for bundle in newest_bundles(root, env_names, run_ref)
-        for change in run_changes(
-            bundle.data, bundle.name, evidence_link(config, bundle.path), secrets
-        )
-    ]
+    chosen = newest_bundles(root, env_names, run_ref)  # names a missing env or bundle
+    envs = {bundle.env for bundle in chosen}
+    runs = [run for run in completed_runs(config, root) if run.env in envs]
+    only = chosen[0].name if run_ref else ""
+    changes = changes_to_send(config, runs, secrets, only)  # every run not sent yet, in order
     sync = connect(config, environ)
     if retry_refused:
         click.echo(f"notion: queued again {sync.outbox.retry_refused()} refused change(s)")
@@ -439,6 +432,7 @@ def notion_sync(
     report = push(config, changes, sync, on_wait=_say_on_stderr)
     from opsctl.job import echo_notion
 
+    record_sent(config, changes, sync.outbox)
     echo_notion(report, config.notion.outbox, to_stderr=False)
     return int(report.exit_code)
 

@@ -64,6 +64,21 @@ _GATE = {
         "blocking": {"type": "boolean"},
         "skip_reason": {"type": "string"},
         "manual": _NAMES,
+        "owner": {"type": "string", "minLength": 1},
+        "criteria": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["id", "criterion", "done"],
+                "properties": {
+                    "id": {"type": "string", "pattern": "^P[0-9]+(\\.[0-9]+)+$"},
+                    "criterion": {"type": "string", "minLength": 1},
+                    "done": {"type": "string", "minLength": 1},
+                    "evidence": {"type": "string"},
+                },
+            },
+        },
         "retry": {
             "type": "object",
             "additionalProperties": False,
@@ -156,6 +171,15 @@ SCHEMA = {
                 "evidence_url": {"type": "string", "pattern": "^https?://"},
                 "requests_per_second": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
                 "timeout_s": _NUMBER,
+                "phase_database": {"type": "string"},
+                "phase": {"type": "string", "minLength": 1},
+                "columns": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string", "minLength": 1},
+                    },
+                },
                 "verify_wait_s": _NUMBER,
                 "property_ids": {
                     "type": "object",
@@ -185,6 +209,18 @@ class Retry:
 
 
 @dataclass(frozen=True)
+class Criterion:
+    """One line of the phase plan's table for a gate (e.g. P2.1.1)."""
+
+    id: str
+    criterion: str
+    done: str
+    """The definition of done."""
+    evidence: str = ""
+    """What proves it (a check's transcript, a sign-off...)."""
+
+
+@dataclass(frozen=True)
 class Gate:
     """A phase-plan gate: its checks, the gates it needs, and whether it blocks the verdict."""
 
@@ -197,6 +233,10 @@ class Gate:
     skip_reason: str = ""
     manual: tuple[str, ...] = ()
     """Criteria a person signs off (`opsctl gate sign`)."""
+    owner: str = ""
+    """Who answers for the gate (shown in Notion)."""
+    criteria: tuple[Criterion, ...] = ()
+    """The phase plan's criteria for the gate (shown on its Notion page)."""
 
 
 @dataclass(frozen=True)
@@ -249,6 +289,12 @@ class NotionConfig:
     parent: str = ""
     gates_database: str = ""
     runs_database: str = ""
+    phase_database: str = ""
+    phase: str = "Fase 2"
+    """The phase's name, as the plan calls it (the phase rows' titles)."""
+    columns: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Per database ('gates', 'runs', 'phase') that is the team's own: our column -> the team's
+    column name; only these columns are written there, and none is added."""
     outbox: Path = Path(".opsctl/notion-outbox.json")
     """Changes not yet confirmed by Notion."""
     evidence_url: str = ""
@@ -263,8 +309,9 @@ class NotionConfig:
     Notion keeps (`opsctl notion init` records them)."""
 
     def database_id(self, table: str) -> str:
-        """The id of our 'gates' or 'runs' database ('' before `opsctl notion init`)."""
-        return {"gates": self.gates_database, "runs": self.runs_database}[table]
+        """The id of the 'gates', 'runs' or 'phase' database ('' before `opsctl notion init`)."""
+        databases = {"gates": self.gates_database, "runs": self.runs_database}
+        return {**databases, "phase": self.phase_database}[table]
 
 
 @dataclass(frozen=True)
@@ -343,6 +390,9 @@ def load_config(path: Path, check_ids: Iterable[str]) -> Config:
             parent=str(notion.get("parent", "")),
             gates_database=str(notion.get("gates_database", "")),
             runs_database=str(notion.get("runs_database", "")),
+            phase_database=str(notion.get("phase_database", "")),
+            phase=str(notion.get("phase", "Fase 2")),
+            columns=_notion_columns(path, notion),
             outbox=base / notion.get("outbox", ".opsctl/notion-outbox.json"),
             evidence_url=str(notion.get("evidence_url", "")).rstrip("/"),
             requests_per_second=float(notion.get("requests_per_second", 3.0)),
@@ -351,6 +401,38 @@ def load_config(path: Path, check_ids: Iterable[str]) -> Config:
             property_ids={t: dict(ids) for t, ids in notion.get("property_ids", {}).items()},
         ),
     )
+
+
+def _notion_columns(path: Path, notion: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """[notion.columns.<database>]: our column -> the team's; every name checked here."""
+    from opsctl.notion.schema import TABLES
+
+    mapped = {str(t): dict(names) for t, names in notion.get("columns", {}).items()}
+    for name, names in mapped.items():
+        where = f"{path}: notion.columns.{name}"
+        table = TABLES.get(name)
+        if table is None:
+            raise ConfigError(
+                f"{where}: no database {name!r}; fix: use one of: {', '.join(TABLES)}"
+            )
+        ours = [c.name for c in table.columns]
+        unknown = [n for n in names if n not in ours]
+        if unknown:
+            raise ConfigError(
+                f"{where}: {unknown[0]!r} is not one of our columns; fix: use one of: "
+                f"{', '.join(ours)}"
+            )
+        if table.key not in names:
+            raise ConfigError(
+                f"{where}: the key column {table.key!r} is not mapped; fix: add "
+                f'"{table.key}" = "<the team\'s column holding it>"'
+            )
+        if not notion.get(f"{name}_database"):
+            raise ConfigError(
+                f"{where}: maps columns of the team's database but notion.{name}_database is "
+                "not set; fix: set it to that database's id (from its URL)"
+            )
+    return mapped
 
 
 def _keepalive(path: Path, data: dict[str, Any]) -> KeepAliveConfig:
@@ -498,6 +580,8 @@ def _gate(gate_id: str, data: dict[str, Any]) -> Gate:
         ),
         skip_reason=str(data.get("skip_reason", "")),
         manual=tuple(data.get("manual", ())),
+        owner=str(data.get("owner", "")),
+        criteria=tuple(Criterion(**item) for item in data.get("criteria", ())),
     )
 
 
@@ -508,6 +592,12 @@ def _validate_gates(path: Path, gates: Mapping[str, Gate], check_ids: set[str]) 
                 raise ConfigError(
                     f"{path}: gates.{gate.id}.checks: unknown check {check!r}; "
                     f"fix: use one of: {', '.join(sorted(check_ids))}"
+                )
+        for criterion in gate.criteria:
+            if not criterion.id.startswith(f"{gate.id}."):
+                raise ConfigError(
+                    f"{path}: gates.{gate.id}.criteria: {criterion.id!r} is not a criterion of "
+                    f"{gate.id}; fix: number it {gate.id}.N"
                 )
         for need in gate.needs:
             if need not in gates:

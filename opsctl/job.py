@@ -224,7 +224,9 @@ def _sync_run_to_notion(
     import json
 
     from evidence.formats.json_format import as_data
-    from opsctl.notion.service import evidence_link, push, run_changes
+    from opsctl.notion.outbox import Outbox
+    from opsctl.notion.rows import Run, record_sent, verify_changes
+    from opsctl.notion.service import evidence_link, push
     from opsctl.verify import configured_secrets
 
     if bundle is not None:
@@ -233,7 +235,9 @@ def _sync_run_to_notion(
     else:
         data, link = as_data(run), ""
         run_id = f"{run.started_at.replace('-', '').replace(':', '')}_{run.env}"
-    changes = run_changes(data, run_id, link, configured_secrets(config, environ))
+    root = bundle.parent if bundle is not None else config.evidence.dir
+    secrets = configured_secrets(config, environ)
+    changes = verify_changes(config, Run(run_id, data, link), root, secrets)
 
     def waiting(line: str) -> None:
         click.echo(f"notion: {line}", err=True)
@@ -241,6 +245,7 @@ def _sync_run_to_notion(
     # Bounded: the verdict is out, and a sync elsewhere may take minutes; ours stays queued.
     wait_s = config.notion.verify_wait_s
     report = push(config, changes, environ=dict(environ), wait_s=wait_s, on_wait=waiting)
+    record_sent(config, changes, Outbox(config.notion.outbox))
     echo_notion(report, config.notion.outbox, to_stderr=True)
 
 

@@ -22,7 +22,7 @@ from checks.registry import CHECKS
 from evidence.bundle import BundleInputs, EvidenceWriter
 from evidence.phase_status import render_phase_status
 from evidence.signoffs import Ledger, Signoff
-from evidence.store import phase_rows
+from evidence.store import list_bundles, phase_rows
 from evidence.transcripts import Recorder
 from opsctl.config import Config, Environment, Gate
 from opsctl.files import write_atomically
@@ -340,4 +340,18 @@ def notion_settings(config: Config, environ: Mapping[str, str]) -> NotionSetting
         base_url=environ.get("NOTION_BASE_URL", ""),
         timeout_s=config.notion.timeout_s,
         requests_per_second=config.notion.requests_per_second,
+        phase_database=config.notion.phase_database,
+        phase=config.notion.phase,
+        columns=config.notion.columns,
+        property_ids=config.notion.property_ids,
+        newest_runs=_newest_runs(config.evidence.dir),
     )
+
+
+def _newest_runs(root: Path) -> dict[str, str]:
+    """Environment -> its newest completed bundle's name (what the notion check looks for)."""
+    newest: dict[str, str] = {}
+    for bundle in list_bundles(root):  # newest first
+        if bundle.outcome == "completed":
+            newest.setdefault(bundle.env, bundle.name)
+    return newest

@@ -6,7 +6,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -39,9 +39,10 @@ class RowChange:
     unconfirmed_create: str = ""
     """When a create of this row went unanswered (ISO 8601): Notion may still make it, so the
     row is not created again until that create has surely landed or died."""
-    page: Sequence[Mapping[str, Any]] = ()
-    """Blocks the row's page is made with (opsctl/notion/pages.py); written with a new row, or
-    again when the table's page version column differs."""
+    page: str = ""
+    """The blocks the row's page is made with, as JSON text (opsctl/notion/pages.py): written
+    with a new row, or again when the table's page version column differs. Text, not nested
+    data: the outbox file is rewritten after every confirmed change."""
 
     def row(self) -> tuple[str, str]:
         """The row it is about: (table, key)."""

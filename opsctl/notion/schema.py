@@ -1,9 +1,9 @@
-"""The two Notion databases opsctl keeps: their titles, typed columns and natural keys."""
+"""The Notion databases opsctl keeps: their titles, typed columns and natural keys."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # Select colours a project manager reads at a glance; every status a gate can have is listed,
@@ -24,6 +24,26 @@ VERDICT_COLOURS = {
     "ERROR": "orange",
     "INTERRUPTED": "gray",
 }
+PHASE_COLOURS = {"closed": "green", "open": "red"}
+LINKED_TYPES = ("relation", "rollup")
+"""Columns that point at rows of a database: added once every database exists (links.py)."""
+
+
+@dataclass(frozen=True)
+class Link:
+    """Where a relation or rollup column points (another of our tables, by its name)."""
+
+    table: str
+    synced: str = ""
+    """A relation shown on both sides: the column Notion keeps in `table` for the other side."""
+    mirror: bool = False
+    """This column is that other side: Notion makes it, opsctl never writes it."""
+    through: str = ""
+    """A rollup: the relation column it looks through..."""
+    of: str = ""
+    """...the column of the related rows it shows..."""
+    function: str = ""
+    """...and how (Notion's rollup function, e.g. latest_date)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +55,8 @@ class Column:
     """title, rich_text, select, number, date, checkbox or url."""
     options: Mapping[str, str] | None = None
     """For selects: option name -> colour."""
+    link: Link | None = None
+    """For relations and rollups: what they point at."""
 
     def config(self) -> dict[str, Any]:
         """The property's configuration as `databases.create` and `data_sources.update` take it."""
@@ -61,31 +83,55 @@ class Table:
     refreshed_with_change: tuple[str, ...] = ()
     """Columns that differ on every run (date, duration, link): written only along with a change
     to another column, so a run that confirms a gate's status costs no write."""
+    page_version: str = ""
+    """A column holding the version of the row's page content: a new version replaces it."""
+    names: Mapping[str, str] = field(default_factory=dict)
+    """The team's own database ([notion.columns]): our column -> its name there. Only those
+    columns are written, none is added, and the database is never made."""
 
     def column(self, name: str) -> Column:
         """The named column."""
         return next(c for c in self.columns if c.name == name)
 
     def properties(self) -> dict[str, Any]:
-        """The whole schema, for `databases.create(initial_data_source=...)`."""
-        return {c.name: c.config() for c in self.columns}
+        """The schema but its relations and rollups, for `databases.create(initial_data_source=...)`
+        (a relation needs the other database's id, a rollup its relation)."""
+        return {c.name: c.config() for c in self.columns if c.type not in LINKED_TYPES}
 
 
 GATES = Table(
     name="gates",
     title="opsctl gates",
     key="Gate ID",
-    newer_guard="Last run",
-    refreshed_with_change=("Last run", "Duration", "Evidence"),
+    newer_guard="Since",
+    # A run that only confirms a gate writes nothing: "Last run" (a rollup of the runs that
+    # verified it) moves by itself. Since and Evidence are those of the run that set the status
+    # (rows.py); a status that came back (PASS, FAIL, PASS) changes Set by, so they follow.
+    refreshed_with_change=("Since", "Duration", "Evidence"),
+    page_version="Page version",
     columns=(
         Column("Gate", "title"),
         Column("Gate ID", "rich_text"),  # <env>/<gate>: the natural key
         Column("Environment", "select"),
         Column("Status", "select", STATUS_COLOURS),
-        Column("Last run", "date"),
+        Column("Since", "date"),
+        Column("Set by", "relation", link=Link("runs")),
+        Column(
+            "Last run",
+            "rollup",
+            link=Link("runs", through="Verified by", of="Started", function="latest_date"),
+        ),
+        Column("Verified by", "relation", link=Link("runs", synced="Gates", mirror=True)),
+        Column("Needs", "relation", link=Link("gates")),
         Column("Duration", "number"),
         Column("Blocking", "checkbox"),
         Column("Reason", "rich_text"),
+        Column("Owner", "rich_text"),
+        Column("Sign-offs", "rich_text"),
+        Column("Signed by", "rich_text"),
+        Column("Signed on", "date"),
+        Column("Criteria", "rich_text"),
+        Column("Page version", "rich_text"),
         Column("Evidence", "url"),
     ),
 )
@@ -110,9 +156,30 @@ RUNS = Table(
         Column("Git commit", "rich_text"),
         Column("Target", "rich_text"),
         Column("Evidence", "url"),
+        Column("Gates", "relation", link=Link("gates", synced="Verified by")),
     ),
 )
-TABLES = {table.name: table for table in (GATES, RUNS)}
+PHASE = Table(
+    name="phase",
+    title="opsctl phase",
+    key="Phase ID",
+    refreshed_with_change=("Evidence",),
+    columns=(
+        Column("Phase", "title"),
+        Column("Phase ID", "rich_text"),  # <env>/<phase>: the natural key
+        Column("Environment", "select"),
+        Column("State", "select", PHASE_COLOURS),
+        Column("Done", "number"),
+        Column("Gates", "number"),
+        Column("Progress", "rich_text"),
+        Column("Blocked by", "relation", link=Link("gates")),
+        Column("Why open", "rich_text"),
+        Column("Last verified", "date"),
+        Column("Last run", "relation", link=Link("runs")),
+        Column("Evidence", "url"),
+    ),
+)
+TABLES = {table.name: table for table in (GATES, RUNS, PHASE)}
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from evidence.redact import Redactor
-from evidence.store import BundleInfo, gates_run, list_bundles, resolve
+from evidence.store import BundleInfo, list_bundles, resolve
 from opsctl.config import Config
 from opsctl.files import write_atomically
+from opsctl.notion import rows
 from opsctl.notion.gateway import (
     NotionError,
     NotionGateway,
@@ -20,8 +20,9 @@ from opsctl.notion.gateway import (
     pace_file,
 )
 from opsctl.notion.outbox import Outbox, Refused, RowChange
-from opsctl.notion.schema import GATES, RUNS, TABLES
+from opsctl.notion.rows import run_changes as run_changes
 from opsctl.notion.sync import Database, NotionSync, SyncReport
+from opsctl.notion.team import configured_tables
 
 TOKEN_VARIABLE = "NOTION_TOKEN"  # noqa: S105 - the variable's name, not its value
 BASE_URL_VARIABLE = "NOTION_BASE_URL"
@@ -62,7 +63,8 @@ def init(
     ids: dict[str, str] = {}
     columns: dict[str, dict[str, str]] = {}
     with sync.outbox.sending(None, on_wait):
-        for table in (GATES, RUNS):
+        databases = {}
+        for table in configured_tables(config.notion).values():
             database, done = sync.ensure(
                 table,
                 parent,
@@ -70,8 +72,11 @@ def init(
                 config.notion.property_ids.get(table.name, {}),
             )
             ids[f"{table.name}_database"] = database.database_id
-            columns[table.name] = dict(database.layout.ids)
+            databases[table.name] = database
             lines.append(f"{table.title}: {database.database_id} ({done})")
+        linked = sync.link(databases)  # relations and rollups: every database exists now
+        columns.update({name: dict(db.layout.ids) for name, db in linked.items()})
+        lines += sync.notes
         store_ids(config.path, parent=parent, **ids)
         store_property_ids(config.path, columns)
     lines.append(f"saved the database ids and their columns' ids in {config.path} [notion]")
@@ -123,7 +128,7 @@ def _add_before_trailing(table: Any, key: Any, value: Any) -> None:
 def open_databases(sync: NotionSync, config: Config) -> dict[str, Database]:
     """The configured databases, their schemas checked (and missing columns added)."""
     databases = {}
-    for table in TABLES.values():
+    for table in configured_tables(config.notion).values():
         database_id = config.notion.database_id(table.name)
         if not database_id:
             raise NotionSetupError(
@@ -133,78 +138,13 @@ def open_databases(sync: NotionSync, config: Config) -> dict[str, Database]:
         databases[table.name] = sync.open(
             table, database_id, config.notion.property_ids.get(table.name, {})
         )
-    return databases
-
-
-def run_changes(
-    data: Mapping[str, Any], run_id: str, evidence_link: str, secrets: Iterable[str]
-) -> list[RowChange]:
-    """One Gates row per gate and one Runs row, from a run's data (run.json), secrets redacted."""
-    redactor = Redactor(secrets)
-    env, started = str(data["env"]), str(data["started_at"])
-
-    def clean(values: dict[str, Any]) -> dict[str, Any]:
-        return {k: redactor.redact(v) if isinstance(v, str) else v for k, v in values.items()}
-
-    rows = [
-        RowChange(
-            GATES.name,
-            redactor.redact(f"{env}/{gate['id']}"),
-            clean(
-                {
-                    "Gate": f"{gate['id']} {gate['title']}",
-                    "Environment": env,
-                    "Status": gate["status"],
-                    "Last run": started,
-                    "Duration": round(float(gate.get("duration_s", 0.0)), 2),
-                    "Blocking": bool(gate.get("blocking", True)),
-                    "Reason": gate.get("reason", ""),
-                    "Evidence": evidence_link or None,
-                }
-            ),
-            started,
-        )
-        for gate in gates_run(data)  # a gate left out by --only/--skip keeps its row as it is
-    ]
-    counts: dict[str, int] = {}
-    for gate in data.get("gates", []):
-        counts[gate["status"]] = counts.get(gate["status"], 0) + 1
-    line = str(data.get("verdict", {}).get("line", ""))
-    verdict = line.split(":")[0] if data.get("outcome", "completed") == "completed" else ""
-    rows.append(
-        RowChange(
-            RUNS.name,
-            redactor.redact(run_id),
-            clean(
-                {
-                    "Environment": env,
-                    "Verdict": verdict or "INTERRUPTED",
-                    "Summary": line,
-                    "Started": started,
-                    "Duration": round(float(data.get("duration_s", 0.0)), 2),
-                    "Exit code": data.get("verdict", {}).get("exit_code"),
-                    "Passed": counts.get("PASS", 0),
-                    "Warnings": counts.get("WARN", 0),
-                    "Failed": counts.get("FAIL", 0),
-                    "Errors": counts.get("ERROR", 0),
-                    "Skipped": counts.get("SKIP", 0),
-                    "Blocked": counts.get("BLOCKED", 0) + counts.get("DOCUMENTED-BLOCKED", 0),
-                    "Git commit": data.get("git_commit", ""),
-                    "Target": data.get("target", ""),
-                    "Evidence": evidence_link or None,
-                }
-            ),
-            started,
-        )
-    )
-    return rows
+    return sync.link(databases)
 
 
 def evidence_link(config: Config, bundle: Path) -> str:
-    """Where the PMO can open the run's report: the published copy, else the file on disk."""
-    if config.notion.evidence_url:
-        return f"{config.notion.evidence_url}/{bundle.name}/report.html"
-    return (bundle.resolve() / "report.html").as_uri()
+    """Where the PMO can open the run's report: the published copy, or '' (never a file://
+    path: it opens only on the machine that ran the sync)."""
+    return rows.evidence_link(config.notion.evidence_url, bundle.name)
 
 
 def push(

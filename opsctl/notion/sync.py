@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from typing import Any
 
 from notion_client.helpers import collect_paginated_api
 
 from opsctl.errors import OpsctlError
 from opsctl.exitcodes import ExitCode
+from opsctl.notion import links
 from opsctl.notion.gateway import (
     NotionConflict,
     NotionError,
@@ -19,8 +22,10 @@ from opsctl.notion.gateway import (
     NotionRefused,
     NotionSetupError,
 )
+from opsctl.notion.links import link_config, to_add
 from opsctl.notion.outbox import Outbox, RowChange
-from opsctl.notion.schema import Layout, Table, resolve
+from opsctl.notion.schema import LINKED_TYPES, Layout, Table, resolve
+from opsctl.notion.team import check_team
 from opsctl.notion.values import changes, from_property, later_than, to_properties
 
 # A compound filter of this many `equals` fits well within Notion's filter limits.
@@ -72,6 +77,8 @@ class SyncReport:
     refused: int = 0
     """Changes Notion refused for good, set aside (opsctl notion status)."""
     deferred: int = 0
+    linked: int = 0
+    """Rows made earlier in the sync, patched once the rows their relations point at existed."""
     """Creates that went unanswered: kept queued until Notion shows whether they happened."""
     pending: int = 0
     requests: int = 0
@@ -98,6 +105,8 @@ class SyncReport:
             parts.append(f"{self.refused} refused by Notion (set aside: opsctl notion status)")
         if self.deferred:
             parts.append(f"{self.deferred} create(s) unconfirmed (kept queued)")
+        if self.linked:
+            parts.append(f"{self.linked} linked to rows made after them")
         return f"{', '.join(parts)}; {self.traffic()}"
 
     def traffic(self) -> str:
@@ -147,6 +156,10 @@ class NotionSync:
         Returns it (its layout found) and what was done ('reused', 'found', 'created', plus
         any repair). `pinned`: our column -> property id, as recorded before.
         """
+        if table.names:  # the team's database: checked, never made or repaired
+            return self.open_team(
+                table, known_id
+            ), f"the team's, {len(table.columns)} columns mapped"
         if known_id:
             try:
                 database = self.database(table, known_id)
@@ -170,6 +183,8 @@ class NotionSync:
     def open(self, table: Table, database_id: str, pinned: Mapping[str, str] = {}) -> Database:
         """A configured database, its columns found by id, missing ones added; what was found
         or done is kept in `notes`."""
+        if table.names:
+            return self.open_team(table, database_id)
         database, done = self._repair(self.database(table, database_id), pinned, "")
         self.notes += [f"{table.title!r}: {part}" for part in done.split("; ") if part]
         ids = database.layout.ids.items()
@@ -259,14 +274,16 @@ class NotionSync:
             f"column {ours!r} is called {theirs!r} in Notion: followed by its id"
             for ours, theirs in layout.renamed().items()
         ]
-        if layout.missing:
+        # Relations and rollups need the other databases: NotionSync.link adds them.
+        missing = [c for c in layout.missing if c.type not in LINKED_TYPES]
+        if missing:
             added = self.gateway.send(  # adding the same columns twice is harmless
                 f"adding columns to {table.title!r}",
                 self.client.data_sources.update,
                 data_source_id=database.data_source_id,
-                properties={c.name: c.config() for c in layout.missing},
+                properties={c.name: c.config() for c in missing},
             )
-            parts.append(f"repaired: added {', '.join(c.name for c in layout.missing)}")
+            parts.append(f"repaired: added {', '.join(c.name for c in missing)}")
             layout = resolve(table, dict(added.get("properties", {})), pinned)
         found = Database(table, database.database_id, database.data_source_id, layout)
         return found, "; ".join(parts)
@@ -299,9 +316,11 @@ class NotionSync:
         """Each queued change: confirmed, refused (set aside), deferred, or left by an error."""
         queue = self.outbox.pending()
         current = self._rows_by_key(databases, queue)
-        for change in queue:
+        again: list[RowChange] = []  # their relations point at rows made after them
+        for change in chain(queue, again):
             try:
-                self._apply(databases[change.table], change, current, report)
+                if self._apply_linked(databases, change, current, queue, report, again):
+                    continue  # applied once more at the end, when those rows exist
             except NotionRefused as error:
                 self.outbox.refuse(change, error.code, str(error), self._stamp())
                 report.refused += 1
@@ -323,7 +342,11 @@ class NotionSync:
         """The existing rows of every queued key, few queries (keys batched in `or` filters)."""
         found: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for name, database in databases.items():
-            keys = sorted({c.key for c in queue if c.table == name})
+            tables = {n: db.table for n, db in databases.items()}
+            keys = sorted(
+                {c.key for c in queue if c.table == name}
+                | links.referenced(queue, database.table, tables)
+            )
             for start in range(0, len(keys), KEYS_PER_QUERY):
                 for row in self._query(database, list(keys[start : start + KEYS_PER_QUERY])):
                     key = _key_of(database.table, row)
@@ -360,6 +383,7 @@ class NotionSync:
                 if not rows:
                     self._settled(database, change)
                     rows = self._create(database, change)
+                    current[(table.name, change.key)] = rows  # relations may point at it now
                     report.created += 1
                     return
                 rows = self._collapse(database, change.key, rows, report)
@@ -394,6 +418,7 @@ class NotionSync:
                     f"creating {table.title!r} row {change.key}",
                     self.client.pages.create,
                     parent={"type": "data_source_id", "data_source_id": database.data_source_id},
+                    **({"children": json.loads(change.page)} if change.page else {}),
                     properties=database.properties({table.key: change.key, **change.values}),
                 )
                 return [database.layout.ours(page) if database.layout.ids else page]
@@ -473,6 +498,124 @@ class NotionSync:
             f"future (edited in Notion?); not obeyed: this run's {change.as_of} replaces it"
         )
         return True
+
+    # --- relations, rollups, page content and the team's databases (issue 15) -----------------
+
+    def link(self, databases: Mapping[str, Database]) -> dict[str, Database]:
+        """Add the relation columns (every database exists now), then the rollups (their
+        relations exist now); the team's databases are left as they are."""
+        linked = dict(databases)
+        sources = {name: db.data_source_id for name, db in databases.items()}
+        for kind in LINKED_TYPES:  # relations first: a rollup looks through one
+            for name in list(linked):
+                database = linked[name]
+                table = database.table
+                found = self._found_now(database) if kind == "rollup" else database.layout.ids
+                add = [] if table.names else to_add(table, found, kind, sources)
+                if not add:
+                    continue
+                made = self.gateway.send(  # adding the same columns twice is harmless
+                    f"adding {kind} columns to {table.title!r}",
+                    self.client.data_sources.update,
+                    data_source_id=database.data_source_id,
+                    properties={c.name: link_config(c, sources) for c in add},
+                )
+                layout = resolve(table, dict(made.get("properties", {})), database.layout.ids)
+                linked[name] = replace(database, layout=layout)
+                self.notes.append(f"{table.title!r}: added {', '.join(c.name for c in add)}")
+        return linked
+
+    def _found_now(self, database: Database) -> Mapping[str, str]:
+        """Our columns found in the database, read again when a relation's other side (made
+        by Notion in it) may have appeared since it was opened."""
+        table = database.table
+        mirrors = [c for c in table.columns if c.link and c.link.mirror]
+        if all(c.name in database.layout.ids for c in mirrors):
+            return database.layout.ids
+        return resolve(table, self.properties(database), database.layout.ids).ids
+
+    def open_team(self, table: Table, database_id: str) -> Database:
+        """The team's database: every mapped column there with our type (else one line naming
+        it), found by its property id; nothing is added."""
+        database = self.database(table, database_id)
+        source = self.gateway.send(
+            f"reading the team's database {database_id}",
+            self.client.data_sources.retrieve,
+            data_source_id=database.data_source_id,
+        )
+        title = "".join(t.get("plain_text", "") for t in source.get("title", [])) or table.title
+        pinned = check_team(table, title, source.get("properties", {}))
+        layout = resolve(table, source.get("properties", {}), pinned)
+        return replace(database, table=replace(table, title=title), layout=layout)
+
+    def _apply_linked(
+        self,
+        databases: Mapping[str, Database],
+        change: RowChange,
+        current: dict[tuple[str, str], list[dict[str, Any]]],
+        queue: Sequence[RowChange],
+        report: SyncReport,
+        again: list[RowChange],
+    ) -> bool:
+        """Apply `change` with its relations' keys as page ids, its page content written again
+        if its version changed. True (and `change` added to `again`) when a relation points at
+        a row queued but not made yet: applied once more then, counted once, as linked."""
+        database = databases[change.table]
+        queued = {(c.table, c.key) for c in queue}
+        values, later = links.resolve(
+            database.table, change.values, lambda t, k: _page_id(current, t, k), queued
+        )
+        rows = current.get((database.table.name, change.key), [])
+        if rows and change.page and _page_version_differs(database.table, change, rows[0]):
+            self._rewrite_page(database, rows[0]["id"], change)
+        second = change in again
+        counts = SyncReport() if second else report
+        self._apply(database, replace(change, values=values), current, counts)
+        report.linked += counts.updated if second else 0
+        if later and not second:
+            again.append(change)
+        return later and not second
+
+    def _rewrite_page(self, database: Database, page_id: str, change: RowChange) -> None:
+        """Replace the page's blocks (not its child databases or pages) with the change's."""
+        what = f"rewriting the page of {database.table.title!r} row {change.key}"
+        blocks = self._all(what, self.client.blocks.children.list, block_id=page_id)
+        for block in blocks:
+            if block.get("type") not in ("child_database", "child_page"):
+                self.gateway.send(what, self.client.blocks.delete, block_id=block["id"])
+        self.gateway.send(  # pages.py fits a page in one request
+            what,
+            self.client.blocks.children.append,
+            block_id=page_id,
+            children=json.loads(change.page),
+        )
+
+    def rows_with_key(self, database: Database, op: str, value: str) -> list[dict[str, Any]]:
+        """The rows whose key `op`s `value` ('equals', 'starts_with'), read-only."""
+        table = database.table
+        kind = table.column(table.key).type
+        return self._all(
+            f"reading {table.title!r}",
+            self.client.data_sources.query,
+            data_source_id=database.data_source_id,
+            filter={"property": database.prop(table.key), kind: {op: value}},
+        )
+
+
+def _page_id(
+    current: Mapping[tuple[str, str], list[dict[str, Any]]], table: str, key: str
+) -> str | None:
+    rows = current.get((table, key))
+    return str(rows[0]["id"]) if rows else None
+
+
+def _page_version_differs(table: Table, change: RowChange, row: Mapping[str, Any]) -> bool:
+    """Whether the row's page holds other content than the change's (by its version column)."""
+    if not table.page_version or table.page_version not in change.values:
+        return False
+    column = table.column(table.page_version)
+    theirs = from_property(column, row.get("properties", {}).get(column.name))
+    return bool(theirs != change.values[table.page_version])
 
 
 def _key_of(table: Table, row: Mapping[str, Any]) -> str:

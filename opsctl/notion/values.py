@@ -49,12 +49,24 @@ def to_property(column: Column, value: Any) -> dict[str, Any]:
         return {"checkbox": bool(value)}
     if kind == "url":
         return {"url": str(value)[:MAX_URL] if value else None}
+    if kind == "relation":  # page ids (links.py turns our keys into them)
+        return {"relation": [{"id": page_id} for page_id in value or []]}
     raise ValueError(f"unsupported column type {kind!r}")
 
 
 def to_properties(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
-    """The write form of a row (or of the columns in `values` only, for a patch)."""
-    return {name: to_property(table.column(name), value) for name, value in values.items()}
+    """The write form of a row (or of the columns in `values` only, for a patch); columns the
+    table does not have (a team's database maps only some of ours) are not written."""
+    return {
+        name: to_property(table.column(name), value)
+        for name, value in values.items()
+        if has_column(table, name)
+    }
+
+
+def has_column(table: Table, name: str) -> bool:
+    """Whether the table (as configured: a team's database may map only some) has `name`."""
+    return any(column.name == name for column in table.columns)
 
 
 def from_property(column: Column, prop: Mapping[str, Any] | None) -> Any:
@@ -70,6 +82,11 @@ def from_property(column: Column, prop: Mapping[str, Any] | None) -> Any:
         return raw["start"] if raw else None
     if column.type == "checkbox":
         return bool(raw)
+    if column.type == "relation":  # the page ids, in no particular order
+        return sorted(str(item["id"]) for item in raw or [])
+    if column.type == "rollup":  # what Notion computed: a date's start, a number...
+        shown = (raw or {}).get((raw or {}).get("type", ""))
+        return shown.get("start") if isinstance(shown, dict) else shown
     return raw
 
 
@@ -100,6 +117,8 @@ def same(column: Column, ours: Any, theirs: Any) -> bool:
         return abs(float(ours) - float(theirs)) < 1e-9
     if column.type == "url":
         return (str(ours)[:MAX_URL] if ours else None) == (theirs or None)
+    if column.type == "relation":
+        return sorted(ours or []) == sorted(theirs or [])
     return bool(ours) == bool(theirs)
 
 
@@ -112,7 +131,8 @@ def changes(table: Table, wanted: Mapping[str, Any], page: Mapping[str, Any]) ->
     different = {
         name: value
         for name, value in wanted.items()
-        if not same(table.column(name), value, from_property(table.column(name), props.get(name)))
+        if has_column(table, name)
+        and not same(table.column(name), value, from_property(table.column(name), props.get(name)))
     }
     if set(different) <= set(table.refreshed_with_change):
         return {}

@@ -46,7 +46,7 @@ from tests.checks.test_verify_notion import closed_port
 from tests.conftest import PUBLIC, REPO_ROOT, config_copy
 from tests.fakes.bot_target import TargetSettings, serve_target
 from tests.fakes.notion_api import FakeNotion
-from tests.opsctl.test_notion import data_source, initialised
+from tests.opsctl.test_notion import connect, data_source, initialised, make_run, write_bundle
 
 Plant = Callable[["World"], CheckResult]
 PLANTED: dict[tuple[str, Status], Plant] = {}
@@ -511,8 +511,18 @@ def look_at_notion(settings: NotionSettings | None) -> CheckResult:
 
 @planted("notion", Status.PASS)
 def notion_current(world: World) -> CheckResult:
-    """Both databases as init made them; nothing in the outbox."""
-    return notion(world)
+    """The databases as init made them, render's newest run synced into them; nothing waiting
+    (without that run's rows the check says so: 0 rows is no PASS)."""
+
+    def synced(fake: FakeNotion, config: Config) -> None:
+        from opsctl.notion.rows import changes_to_send, completed_runs
+        from opsctl.notion.service import push
+
+        write_bundle(config.evidence.dir, make_run("render", "2026-11-20T10:00:00+00:00"))
+        changes = changes_to_send(config, completed_runs(config, config.evidence.dir), [])
+        assert push(config, changes, connect(config, fake)).error == ""
+
+    return notion(world, synced)
 
 
 @planted("notion", Status.WARN)

@@ -55,8 +55,8 @@ def test_verify_notion_waits_a_stated_time_then_leaves_its_changes_queued(
         in (lines[0])
     )
     assert lines[0].endswith(", at most 1 s")
-    assert lines[-1].startswith("Notion sync pending: 4 change(s) kept in ")
+    assert lines[-1].startswith("Notion sync pending: 5 change(s) kept in ")  # with the phase
     assert "kept sending to Notion for over 1 s; this run's changes are queued in" in lines[-1]
     assert "Traceback" not in err
     queued = json.loads((config.parent / "outbox.json").read_text())
-    assert len(queued) == 4 and fake_notion.writes() == []
+    assert len(queued) == 5 and fake_notion.writes() == []

@@ -146,7 +146,7 @@ def test_init_again_reuses_the_databases(project: Path, fake_notion: FakeNotion)
     config = initialised(project, fake_notion)
     before = fake_notion.count("POST", "/v1/databases")
     lines = init(connect(config, fake_notion), config, config.notion.parent)
-    assert fake_notion.count("POST", "/v1/databases") == before == 2
+    assert fake_notion.count("POST", "/v1/databases") == before == 3  # gates, runs, phase
     assert any("reused" in line for line in lines)
 
 
@@ -160,7 +160,7 @@ def test_init_finds_its_databases_under_the_parent_when_the_ids_were_lost(
     document["notion"]["runs_database"] = ""  # type: ignore[index]
     project.write_text(tomlkit.dumps(document))
     lines = init(connect(load(project), fake_notion), load(project), config.notion.parent)
-    assert fake_notion.count("POST", "/v1/databases") == 2
+    assert fake_notion.count("POST", "/v1/databases") == 3
     assert (load(project).notion.gates_database, load(project).notion.runs_database) == ids
     assert sum("found under the parent page" in line for line in lines) == 2
 
@@ -203,16 +203,15 @@ def test_sync_then_sync_again_sends_no_write(project: Path, fake_notion: FakeNot
     fake_notion.clear_requests()
     first = sync_all(config, fake_notion)
     assert (first.created, first.error, first.pending) == (21, "", 0)
-    assert len(fake_notion.writes()) == 21
+    # Each run row links its gates once they exist: one patch per run on a first sync.
+    assert len(fake_notion.writes()) == 21 + 3
     rows = values(fake_notion, config)
     assert len(rows) == 18
     render = rows["render/P2.2"]
     assert render["Gate"] == "P2.2 Render deploy" and render["Status"] == "PASS"
     assert render["Environment"] == "render" and render["Blocking"] is True
     assert render["Reason"] == "Render deploy: all good" and render["Duration"] == 1.25
-    assert str(render["Evidence"]).startswith("file://") and str(render["Evidence"]).endswith(
-        "/report.html"
-    )
+    assert render["Evidence"] is None  # no evidence_url: nothing published, no file:// link
     runs = values(fake_notion, config, "runs")
     assert runs["20261120T100000Z_staging"]["Verdict"] == "PASS"
     assert runs["20261120T100000Z_staging"]["Passed"] == 6
@@ -248,13 +247,14 @@ def test_a_changed_gate_is_one_patch_of_the_changed_columns(
     assert {name_of[i] for i in patches[0].body["properties"]} == {  # type: ignore[index]
         "Status",
         "Reason",
-        "Last run",
-        "Evidence",
+        "Since",
     }
     row = values(fake_notion, config)["render/P2.3"]
     assert (row["Status"], row["Reason"]) == ("FAIL", "a gap of 41 min")
-    assert str(row["Last run"]).startswith("2026-11-21T09:00:00")
-    assert str(values(fake_notion, config)["render/P2.1"]["Last run"]).startswith("2026-11-20")
+    assert str(row["Since"]).startswith("2026-11-21T09:00:00")
+    confirmed = values(fake_notion, config)["render/P2.1"]
+    assert str(confirmed["Since"]).startswith("2026-11-20")  # its status is a day old...
+    assert str(confirmed["Last run"]).startswith("2026-11-21T09:00:00")  # ...and fresh
 
 
 def test_an_older_run_does_not_overwrite_a_newer_row(
@@ -502,7 +502,8 @@ def test_an_outage_midway_keeps_the_rest_for_the_next_sync(
         fake_notion.inject(0, method="POST", path=r"^/v1/pages$")
     fake_notion.inject(503, "service_unavailable", times=3, method="POST", path=r"^/v1/pages$")
     first = push(config, [], sync)
-    assert first.error and first.created == 5 and first.pending == 16
+    # 16 not sent, and the first run's row: made, but its gates (not made yet) not linked.
+    assert first.error and first.created == 5 and first.pending == 17
     second = sync_all(config, fake_notion)
     assert (second.error, second.pending, second.created) == ("", 0, 16)
     assert_each_key_once(fake_notion, config)
@@ -539,7 +540,9 @@ def test_cli_init_sync_sync(
     out = capsys.readouterr().out
     assert "opsctl gates:" in out and "(created)" in out
     assert main(["notion", "sync", *args]) == 0
-    assert capsys.readouterr().out.startswith("notion: synced: 21 created, 0 updated")
+    # 18 gates, 3 runs, 3 phase rows; each run row then links its gates.
+    out = capsys.readouterr().out
+    assert out.startswith("notion: synced: 24 created, 0 updated, 0 unchanged, 3 linked to rows")
     assert main(["notion", "sync", "--env", "render", *args]) == 0
     out = capsys.readouterr().out
     assert "0 created, 0 updated, 7 unchanged" in out and ": 0 writes" in out
@@ -578,7 +581,7 @@ def test_cli_a_database_not_shared_is_named(
     code = main(["notion", "sync", "--config", str(project), "--env-file", "/dev/null"])
     err = capsys.readouterr().err
     assert code == 2 and "not shared with the integration" in err and "Traceback" not in err
-    assert len(json.loads(config.notion.outbox.read_text())) == 21  # kept until it can be sent
+    assert len(json.loads(config.notion.outbox.read_text())) == 24  # kept until it can be sent
 
 
 def test_cli_no_token(
@@ -596,7 +599,8 @@ def test_the_p24_check_looks_at_notion_without_writing(
     project: Path, fake_notion: FakeNotion, notion_env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = initialised(project, fake_notion)
-    sync_all(config, fake_notion)
+    assert main(["notion", "sync", "--config", str(project), "--env-file", "/dev/null"]) == 0
+    capsys.readouterr()
     args = ["check", "notion", "--env", "render", "--json", "--config", str(project)]
 
     def check() -> tuple[int, dict[str, str]]:
@@ -606,7 +610,7 @@ def test_the_p24_check_looks_at_notion_without_writing(
     fake_notion.clear_requests()
     code, result = check()
     assert (code, result["status"]) == (0, "PASS")
-    assert "6 gate row(s) for render" in result["reason"]
+    assert "(20261120T100000Z_render), 6 gate row(s) and the phase row" in result["reason"]
     assert fake_notion.writes() == []
 
     Outbox(config.notion.outbox).add(

@@ -157,15 +157,16 @@ def test_a_renamed_status_column_is_written_under_its_new_name(
     project: Path, fake_notion: FakeNotion, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = initialised(project, fake_notion)
-    sync_all(config, fake_notion)
+    assert cli(project, "notion", "sync") == 0
+    capsys.readouterr()
     source = source_of(fake_notion, config, GATES)
     fake_notion.rename_property(source, "Status", "State")
     write_bundle(config.evidence.dir, make_run("local", NEWER, {"P2.5": Status.FAIL}))
     assert cli(project, "notion", "sync", "--env", "local") == 0
     out = capsys.readouterr().out
     assert "notion: 'opsctl gates': column 'Status' is called 'State' in Notion" in out
-    # The run's own row, the one gate that changed, five confirmed: 7 changes, 7 counted.
-    assert "synced: 1 created, 1 updated, 5 unchanged;" in out
+    # The run's own row, the one gate that changed and the phase, five confirmed: 8 counted.
+    assert "synced: 1 created, 2 updated, 5 unchanged;" in out
     assert "Status" not in fake_notion.schema(source)
     state = {
         from_property(GATES.column("Gate ID"), r["properties"]["Gate ID"]): r["properties"]["State"]
@@ -189,7 +190,7 @@ def test_a_retyped_column_is_named_and_not_made_again(
     assert err.count("\n") == 1 and "Traceback" not in err
     assert fake_notion.schema(source) == before
     assert fake_notion.rows(source) == []
-    assert len(json.loads(config.notion.outbox.read_text())) == 21  # kept for later
+    assert len(json.loads(config.notion.outbox.read_text())) == 24  # kept (and 3 phase rows)
 
 
 def test_a_deleted_key_column_stops_the_sync_instead_of_duplicating_every_row(
@@ -245,10 +246,9 @@ def test_a_refused_change_is_set_aside_and_the_rest_go_on(
     long_env = "e" * 101  # Notion's select options hold 100 characters at most
     bad = RowChange("gates", "odd/P2.1", {"Environment": long_env}, "2026-11-20T08:00:00Z")
     Outbox(config.notion.outbox).add([bad])
-    report = sync_all(config, fake_notion)
-    assert (report.created, report.refused, report.pending) == (21, 1, 0)
-    assert report.exit_code == 2 and report.error == ""
-    assert "1 refused by Notion (set aside: opsctl notion status)" in report.line()
+    assert cli(project, "notion", "sync") == 2
+    out = capsys.readouterr().out
+    assert "synced: 24 created, 0 updated, 0 unchanged, 1 refused by Notion (set aside: " in out
     assert len(rows(fake_notion, config)) == 18
 
     assert status(project) == 0
@@ -263,6 +263,7 @@ def test_a_refused_change_is_set_aside_and_the_rest_go_on(
     assert cli(project, "notion", "sync", "--retry-refused") == 2
     out = capsys.readouterr().out
     assert "queued again 1 refused change(s)" in out and "21 unchanged, 1 refused" in out
+    # (the 3 runs are sent: the 18 gates and 3 phase rows are read again, unchanged)
     assert [r.change.key for r in Outbox(config.notion.outbox).refused()] == ["odd/P2.1"]
 
 
@@ -271,12 +272,13 @@ def test_a_refused_change_retried_after_the_cause_is_gone_is_sent(
 ) -> None:
     config = initialised(project, fake_notion)
     fake_notion.inject(400, "validation_error", method="POST", path=r"^/v1/pages$")
-    report = sync_all(config, fake_notion)
-    assert (report.created, report.refused) == (20, 1)
+    assert cli(project, "notion", "sync") == 2
+    assert "synced: 23 created, 0 updated, 0 unchanged, 1 refused" in capsys.readouterr().out
     [refused] = Outbox(config.notion.outbox).refused()
-    assert refused.code == "validation_error"
+    assert refused.code == "validation_error" and refused.change.table == "runs"
     assert cli(project, "notion", "sync", "--retry-refused") == 0
-    assert "synced: 1 created, 0 updated, 20 unchanged;" in capsys.readouterr().out
+    # The run's row, then its environment's 6 gates and phase linked to it: "Set by", "Last run".
+    assert "synced: 1 created, 7 updated, 14 unchanged;" in capsys.readouterr().out
     assert Outbox(config.notion.outbox).refused() == []
     assert len(rows(fake_notion, config)) == 18 and len(rows(fake_notion, config, RUNS)) == 3
 
@@ -312,17 +314,17 @@ def test_a_last_run_moved_into_the_future_is_reported_not_obeyed(
         for r in fake_notion.rows(source)
         if from_property(GATES.column("Gate ID"), r["properties"]["Gate ID"]) == "render/P2.1"
     ]
-    fake_notion.edit_row(row["id"], {"Last run": {"date": {"start": "2031-01-01T00:00:00Z"}}})
+    fake_notion.edit_row(row["id"], {"Since": {"date": {"start": "2031-01-01T00:00:00Z"}}})
     write_bundle(config.evidence.dir, make_run("render", NEWER, {"P2.1": Status.FAIL}))
     now = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
     report = sync_all(config, fake_notion, connect(config, fake_notion, now=lambda: now))
     assert report.stale == 0 and report.updated == 1
     assert any(
-        "row render/P2.1: Last run 2031-01-01T00:00:00.000+00:00 is in the future" in note
+        "row render/P2.1: Since 2031-01-01T00:00:00.000+00:00 is in the future" in note
         for note in report.notes
     )
     fixed = rows(fake_notion, config)["render/P2.1"]
-    assert fixed["Status"] == "FAIL" and str(fixed["Last run"]).startswith("2026-11-21T09:00")
+    assert fixed["Status"] == "FAIL" and str(fixed["Since"]).startswith("2026-11-21T09:00")
 
 
 def test_a_future_last_run_is_put_right_even_when_the_status_is_unchanged(
@@ -336,11 +338,11 @@ def test_a_future_last_run_is_put_right_even_when_the_status_is_unchanged(
         for r in fake_notion.rows(source)
         if from_property(GATES.column("Gate ID"), r["properties"]["Gate ID"]) == "local/P2.4"
     ]
-    fake_notion.edit_row(row["id"], {"Last run": {"date": {"start": "2031-01-01"}}})
+    fake_notion.edit_row(row["id"], {"Since": {"date": {"start": "2031-01-01"}}})
     write_bundle(config.evidence.dir, make_run("local", NEWER))
     report = sync_all(config, fake_notion)
     assert report.stale == 0 and report.updated == 1
-    assert str(rows(fake_notion, config)["local/P2.4"]["Last run"]).startswith("2026-11-21")
+    assert str(rows(fake_notion, config)["local/P2.4"]["Since"]).startswith("2026-11-21")
     assert sync_all(config, fake_notion).notes == []  # said once, then right
 
 
@@ -360,9 +362,9 @@ def test_a_create_committed_after_the_timeout_and_the_recheck_is_not_made_twice(
     [waiting] = Outbox(config.notion.outbox).pending()
     assert waiting.unconfirmed_create
     assert "unanswered: waiting to see it land" in "\n".join(status_lines(impatient.outbox))
-    source = source_of(fake_notion, config, GATES)
-    for _ in range(100):  # until the late create lands (2 s after it was sent)
-        if len(fake_notion.rows(source)) == 18:
+    source = source_of(fake_notion, config, RUNS)
+    for _ in range(100):  # until the late create (a run's row) lands, 2 s after it was sent
+        if len(fake_notion.rows(source)) == 3:
             break
         threading.Event().wait(0.1)
     second = sync_all(config, fake_notion)
@@ -455,13 +457,13 @@ def test_two_checkouts_syncing_at_once_stay_within_the_integrations_rate(
     assert all(r.status != 429 for r in fake_notion.requests)
 
 
-def test_two_inits_at_once_make_two_databases_not_four(
+def test_two_inits_at_once_make_three_databases_not_six(
     project: Path, fake_notion: FakeNotion
 ) -> None:
     parent = fake_notion.add_page("Clara ops")
     # Slow creates: without the lock, both inits would list the parent page before either made
     # its databases.
-    fake_notion.inject(0, times=4, method="POST", path=r"^/v1/databases$", delay_s=0.3)
+    fake_notion.inject(0, times=6, method="POST", path=r"^/v1/databases$", delay_s=0.3)
     outputs: list[list[str]] = []
 
     def run_init() -> None:
@@ -474,8 +476,8 @@ def test_two_inits_at_once_make_two_databases_not_four(
     for thread in threads:
         thread.join(timeout=30)
     assert len(outputs) == 2
-    assert len(fake_notion.databases_under(parent)) == 2
-    assert sum("(created)" in line for lines in outputs for line in lines) == 2
+    assert len(fake_notion.databases_under(parent)) == 3  # gates, runs, phase
+    assert sum("(created)" in line for lines in outputs for line in lines) == 3
 
 
 def test_a_sync_that_must_not_wait_long_gives_up_and_keeps_its_changes(
@@ -524,10 +526,11 @@ def test_requests_add_up_to_writes_reads_and_failures(
     report = sync_all(config, fake_notion)
     sent = fake_notion.requests
     assert report.requests == len(sent) == report.writes + report.reads + report.failed
-    assert report.writes == 21 == sum(r.status < 300 for r in fake_notion.writes())
+    # 21 rows, then each run row linked to its gates once they exist: 3 patches.
+    assert report.writes == 24 == sum(r.status < 300 for r in fake_notion.writes())
     assert report.failed == 11 == sum(r.status >= 400 for r in sent)
     assert report.line().endswith(
-        f"; {len(sent)} requests: 21 writes, {report.reads} reads, 11 failed or refused"
+        f"; {len(sent)} requests: 24 writes, {report.reads} reads, 11 failed or refused"
     )
 
 
