@@ -1,11 +1,12 @@
-"""Requests per `opsctl notion sync` for 6 gates x 3 environments, at the configured pace.
+"""Requests per `opsctl notion sync` for 6 gates x N environments (--envs), at the configured pace.
 
 Runs the real command (a subprocess, the repository's opsctl.toml: 3 requests per second)
 against the tests' fake Notion API, which counts requests and enforces Notion's average
 limit of 3 per second with a small burst (a 429 with Retry-After beyond it). Phases: init,
 the first sync, a sync with nothing new, a sync after one gate of one environment changed.
-Bars: the no-change sync writes nothing, the one-gate change patches one Gates row, no 429
-reaches the user (every command exits 0), and no 1-second window holds more than 3 requests.
+Bars: the no-change sync writes nothing, the one-gate change patches one Gates row and the
+environment's phase row (and makes the new run's row), no 429 reaches the user (every command
+exits 0), and no 1-second window holds more than 3 requests.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ from tests.fakes.notion_api import FakeNotion, Recorded  # noqa: E402
 
 GATES = ("P2.1", "P2.2", "P2.3", "P2.4", "P2.5", "P2.6")
 ENVS = ("local", "render", "staging")
+
+
+def env_names(count: int) -> tuple[str, ...]:
+    """The three configured environments, or `count` made-up ones (render always among them)."""
+    if count == len(ENVS):
+        return ENVS
+    return ("render", *(f"env{i:02d}" for i in range(1, count)))
 
 
 def bundle(root: Path, env: str, started: str, failing: str = "") -> None:
@@ -62,14 +70,16 @@ def main() -> int:
         default=3.0,
         help="the fake's sustained rate limit (below 3, Notion answers 429s the sync must absorb)",
     )
+    parser.add_argument("--envs", type=int, default=3, help="environments with a bundle each")
     args = parser.parse_args()
     failures = []
     with tempfile.TemporaryDirectory() as tmp, FakeNotion() as fake:
         folder = Path(tmp)
         config = folder / "opsctl.toml"
         config.write_text((REPO_ROOT / "opsctl.toml").read_text())
-        for env in ENVS:
+        for env in env_names(args.envs):
             bundle(folder / "evidence-out", env, "2026-11-20T10:00:00+00:00")
+        print(f"{args.envs} environment(s) x {len(GATES)} gates")
         fake.rate_limit(per_second=args.limit, burst=args.burst)
         environ = {**os.environ, "NOTION_TOKEN": fake.token, "NOTION_BASE_URL": fake.url}
         common = ["--config", str(config), "--env-file", "/dev/null"]
@@ -106,10 +116,13 @@ def main() -> int:
             failures.append("the no-change sync wrote")
         bundle(folder / "evidence-out", "render", "2026-11-21T10:00:00+00:00", failing="P2.3")
         changed = phase("one-gate change", "notion", "sync", "--env", "render")
-        gates_writes = [r for r in changed if r.method == "PATCH"]
-        if len(gates_writes) != 1:
-            failures.append(f"the one-gate change patched {len(gates_writes)} rows, not 1")
-        print("  (the one-gate change comes with a new run: its Runs row is the one create)")
+        patches = [r for r in changed if r.method == "PATCH"]
+        if len(patches) != 2:
+            failures.append(f"the one-gate change patched {len(patches)} rows, not 2")
+        print(
+            "  (the one-gate change comes with a new run: its Runs row is the one create; the "
+            "patches are the gate and the phase row)"
+        )
     for failure in failures:
         print(f"FAILED: {failure}")
     return 1 if failures else 0
