@@ -23,7 +23,7 @@ from evidence.redact import REDACTED, Redactor
 from evidence.signoffs import Signoff
 from evidence.store import list_bundles, verify_bundle
 from opsctl.devserver import DevServer
-from tests.conftest import PUBLIC, REPO_ROOT, TOKEN, config_copy
+from tests.conftest import BASE_ENV, PUBLIC, REPO_ROOT, TOKEN, config_copy
 from tests.evidence.test_formats import GOLDEN, sample_run
 
 OPSCTL = [sys.executable, "-m", "opsctl.cli"]
@@ -215,7 +215,10 @@ def test_no_file_of_any_bundle_holds_the_token_or_a_signature(
         "require_https = false\n"
     )
     env_file = tmp_path / ".env"
-    env_file.write_text(f"TWILIO_AUTH_TOKEN={TOKEN}\n")
+    # The bot answers only messages for its own account (as Twilio addresses them).
+    env_file.write_text(
+        f"TWILIO_AUTH_TOKEN={TOKEN}\nTWILIO_ACCOUNT_SID={BASE_ENV['TWILIO_ACCOUNT_SID']}\n"
+    )
     for _ in range(2):
         done = opsctl(
             "verify",
