@@ -257,10 +257,18 @@ class NotionSync:
         if layout.retyped:
             column, name, actual = layout.retyped[0]
             called = f" (now called {name!r})" if name != column.name else ""
+            # A rollup is computed by Notion from a relation: a date column of that name is an
+            # older opsctl's (an upgrade), not a person's edit to undo.
+            fix = (
+                "rename or delete the old column in Notion (an older opsctl made it), then run "
+                "opsctl notion init to add the rollup"
+                if column.type == "rollup"
+                else "change its type back in Notion, or rename it and run opsctl notion init "
+                "to add the column again"
+            )
             raise NotionSetupError(
                 f"Notion database {table.title!r}: column {column.name!r}{called} is {actual}, "
-                f"expected {column.type}; fix: change its type back in Notion, or rename it and "
-                "run opsctl notion init to add the column again"
+                f"expected {column.type}; fix: {fix}"
             )
         if any(c.name == table.key for c in layout.missing):
             # Made again empty, it would match no row: every row would be created a second time.

@@ -609,3 +609,17 @@ def test_a_gateway_error_never_holds_the_token(project: Path, fake_notion: FakeN
     sync_all(config, fake_notion)
     text = Outbox(config.notion.outbox).refused_path.read_text()
     assert fake_notion.token not in text
+
+
+def test_an_older_opsctls_date_column_where_a_rollup_now_is_says_how_to_upgrade(
+    project: Path, fake_notion: FakeNotion, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before issue 15 "Last run" was a date opsctl wrote; now Notion rolls it up from the runs.
+    config = initialised(project, fake_notion)
+    source = source_of(fake_notion, config, GATES)
+    fake_notion.retype_property(source, "Last run", "date")
+    assert cli(project, "notion", "sync") == 2
+    err = capsys.readouterr().err
+    assert "column 'Last run' is date, expected rollup" in err
+    assert "fix: rename or delete the old column in Notion (an older opsctl made it)" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
