@@ -179,12 +179,14 @@ def warmup(
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):  # stop at once, between or during waits
         signal.signal(signum, lambda *_: stop.set())
+    log = PingLog(log_dir or config.keepalive.log_dir)
+    log.check_writable()  # before the first ping, not at it
     with httpx.Client(follow_redirects=True) as client:
         keepalive = KeepAlive(
             targets=targets,
             client=client,
             interval=seconds,
-            log=PingLog(log_dir or config.keepalive.log_dir),
+            log=log,
             stop=stop,
             echo=lambda line: click.echo(line),
             cold_start_ms=config.keepalive.cold_start_ms,

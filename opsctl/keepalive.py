@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -14,6 +15,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from opsctl.errors import OpsctlError
 from opsctl.files import write_atomically
 
 FREE_TIER_SLEEP_S = 15 * 60
@@ -80,6 +82,19 @@ class PingLog:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    def check_writable(self) -> None:
+        """Refuse to start, in one line, where no ping could be logged: found at the first
+        ping, it was an 'internal error' that killed the daemon (and a restart loop)."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".writable-"):
+                pass  # created and removed: the folder takes new files
+        except OSError as exc:
+            raise OpsctlError(
+                f"cannot write the ping log in {self.root}: {exc.strerror or exc}; fix: give "
+                "--log-dir (or [keepalive] log_dir) a folder this user can write"
+            ) from exc
 
     def path(self, env: str, day: str) -> Path:
         """<root>/<env>/<YYYY-MM-DD>.jsonl"""

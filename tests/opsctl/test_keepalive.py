@@ -206,6 +206,30 @@ def test_once_exit_codes(target: tuple[str, TargetSettings], tmp_path: Path) -> 
     assert next(iter(status.values()))["status"] == 500
 
 
+@pytest.mark.parametrize("once", [True, False])
+def test_a_log_dir_it_cannot_write_is_refused_before_any_ping(
+    once: bool, target: tuple[str, TargetSettings], tmp_path: Path
+) -> None:
+    url, settings = target
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    command = ["warmup", *(["--once"] if once else []), "--url", url]
+    command += ["--log-dir", str(blocker / "logs"), "--config", str(REPO_ROOT / "opsctl.toml")]
+    done = subprocess.run(
+        [sys.executable, "-m", "opsctl.cli", *command],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2  # a configuration error: systemd's unit does not restart it
+    assert done.stderr.splitlines() == [
+        f"opsctl: cannot write the ping log in {blocker / 'logs'}: Not a directory; fix: give "
+        "--log-dir (or [keepalive] log_dir) a folder this user can write"
+    ]
+    assert settings.requests == []  # refused before the first ping
+
+
 def test_a_line_cut_by_a_crash_is_skipped(tmp_path: Path) -> None:
     log = PingLog(tmp_path)
     now = datetime.now(UTC)
