@@ -207,13 +207,26 @@ def warmup(
 @click.option("--env", "env_name", required=True, help="Environment (or url-... log name).")
 @click.option("--window", default="24h", show_default=True, help="How far back to look.")
 @click.option("--log-dir", type=click.Path(path_type=Path), help="Where the ping logs are.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
 @config_option
-def warmup_status(env_name: str, window: str, log_dir: Path | None, config_path: Path) -> int:
-    """Last pings, gaps over 15 minutes, cold starts, uptime and a latency sparkline."""
+def warmup_status(
+    env_name: str, window: str, log_dir: Path | None, as_json: bool, config_path: Path
+) -> int:
+    """Last pings, gaps over 15 minutes, cold starts, uptime and a latency sparkline (✗: a
+    failed ping). Exit 1, saying why, when the window has a gap or a failed or slow ping."""
+    import json
+    from dataclasses import asdict
     from datetime import UTC, datetime, timedelta
 
     from opsctl.config import ConfigError
-    from opsctl.keepalive import IntervalError, PingLog, judge, parse_duration, sparkline
+    from opsctl.keepalive import (
+        IntervalError,
+        PingLog,
+        judge,
+        parse_duration,
+        sparkline,
+        why_failing,
+    )
 
     config = _load(config_path)
     try:
@@ -224,20 +237,40 @@ def warmup_status(env_name: str, window: str, log_dir: Path | None, config_path:
     pings = PingLog(log_dir or config.keepalive.log_dir).read(
         env_name, until - timedelta(seconds=span), until
     )
+    verdict = judge(pings, until, config.keepalive.slow_ms)
+    why = why_failing(verdict, config.keepalive.slow_ms) if pings else f"no pings in {window}"
+    if as_json:
+        data = {
+            "env": env_name,
+            "window": window,
+            "ok": not why,
+            "why": why,
+            "pings": verdict.pings,
+            "uptime_percent": verdict.uptime_percent,
+            "cold_starts": len(verdict.cold_starts),
+            "gaps": [{"from": a, "to": b, "minutes": m} for a, b, m in verdict.gaps],
+            "bad": [asdict(p) for p in verdict.bad],
+            "last": [asdict(p) for p in pings[-5:]],
+        }
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return ExitCode.GATE_FAILED if why else ExitCode.OK
     if not pings:
         click.echo(f"no pings for {env_name} in the last {window}")
         return ExitCode.GATE_FAILED
-    verdict = judge(pings, until, config.keepalive.slow_ms)
     click.echo(
         f"{env_name}: {verdict.pings} pings in the last {window}, "
         f"uptime {verdict.uptime_percent:g} %, {len(verdict.cold_starts)} cold start(s)"
     )
-    click.echo("latency " + sparkline([p.latency_ms for p in pings[-60:]]))
+    recent = pings[-60:]
+    click.echo("latency " + sparkline([p.latency_ms for p in recent], [not p.ok for p in recent]))
     for start, end, minutes in verdict.gaps:
         click.echo(f"GAP {minutes} min: {start} -> {end}")
     for ping in pings[-5:]:
         click.echo(ping.line())
-    return ExitCode.GATE_FAILED if verdict.gaps or verdict.bad else ExitCode.OK
+    if why:
+        click.echo(f"FAIL: {why}")
+        return ExitCode.GATE_FAILED
+    return ExitCode.OK
 
 
 @cli.group()

@@ -340,13 +340,32 @@ def judge(
     )
 
 
-def sparkline(values: Sequence[float]) -> str:
-    """▁▂▃▄▅▆▇█ for a row of numbers (latencies)."""
+FAILED_BAR = "✗"
+
+
+def sparkline(values: Sequence[float], failed: Sequence[bool] = ()) -> str:
+    """▁▂▃▄▅▆▇█ for a row of numbers (latencies); ✗ where `failed` says the ping failed (a
+    failed ping's latency is no measure of speed: it would draw as the fastest bar)."""
     bars = "▁▂▃▄▅▆▇█"
+    failed = list(failed) or [False] * len(values)
+    measured = [v for v, bad in zip(values, failed, strict=True) if not bad]
     if not values:
         return ""
-    low, high = min(values), max(values)
+    low, high = min(measured, default=0.0), max(measured, default=0.0)
     span = (high - low) or 1.0
     return "".join(
-        bars[min(int((v - low) / span * (len(bars) - 1)), len(bars) - 1)] for v in values
+        FAILED_BAR if bad else bars[min(int((v - low) / span * (len(bars) - 1)), len(bars) - 1)]
+        for v, bad in zip(values, failed, strict=True)
     )
+
+
+def why_failing(judgement: Judgement, slow_ms: float) -> str:
+    """One line saying why a window fails ('' when it does not)."""
+    failed = sum(not p.ok for p in judgement.bad)
+    slow = len(judgement.bad) - failed
+    parts = [
+        f"{len(judgement.gaps)} gap(s) over 15 minutes" if judgement.gaps else "",
+        f"{failed} failed ping(s)" if failed else "",
+        f"{slow} ping(s) slower than {slow_ms:g} ms" if slow else "",
+    ]
+    return "; ".join(p for p in parts if p)

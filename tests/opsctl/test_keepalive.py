@@ -346,3 +346,58 @@ def test_heartbeat_reports_success_and_failure(
         server.shutdown()
         server.server_close()
     assert seen == ["/hb/abc", "/hb/abc/fail"]
+
+
+def warmup_status(log_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`opsctl warmup status --env render` over the logs in log_dir."""
+    command = ["warmup", "status", "--env", "render", "--log-dir", str(log_dir)]
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "opsctl.cli",
+            *command,
+            "--config",
+            str(REPO_ROOT / "opsctl.toml"),
+            *extra,
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_warmup_status_marks_failed_pings_and_says_why_it_fails(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from opsctl.keepalive import FAILED_BAR
+    from tests.checks.test_keepalive_window import daemon_log
+
+    now = datetime.now(UTC)
+    every = timedelta(minutes=14)
+    daemon_log(tmp_path, [now - 4 * every, now - 3 * every], latency_ms=900)  # slowish, fine
+    daemon_log(tmp_path, [now - 2 * every], latency_ms=5, status=502)  # failed, and fast
+    daemon_log(tmp_path, [now - every, now - timedelta(seconds=30)], latency_ms=100)
+    done = warmup_status(tmp_path)
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    # The failed ping is its own mark, not the lowest bar its 5 ms would draw.
+    assert lines[1] == "latency ██" + FAILED_BAR + "▁▁"
+    assert lines[-1] == "FAIL: 1 failed ping(s)"
+    as_json = json.loads(warmup_status(tmp_path, "--json").stdout)
+    assert (as_json["ok"], as_json["why"], as_json["pings"]) == (False, "1 failed ping(s)", 5)
+    assert [p["status"] for p in as_json["bad"]] == [502]
+
+
+def test_warmup_status_of_a_clean_log_exits_0(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tests.checks.test_keepalive_window import daemon_log
+
+    now = datetime.now(UTC)
+    daemon_log(tmp_path, [now - timedelta(minutes=m) for m in (28, 14, 1)])
+    done = warmup_status(tmp_path, "--window", "30m")
+    assert done.returncode == 0, done.stdout
+    assert not done.stdout.splitlines()[-1].startswith("FAIL")
+    assert json.loads(warmup_status(tmp_path, "--window", "30m", "--json").stdout)["ok"] is True
