@@ -150,6 +150,13 @@ def gates(config_path: Path) -> int:
 @click.option("--url", "urls", multiple=True, help="A health URL outside the config (repeatable).")
 @click.option("--interval", help="Between pings: 14m, 90s... (default: [keepalive] interval).")
 @click.option("--once", is_flag=True, help="Ping once and exit 0 (all 2xx) or 1 (for cron).")
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 10),
+    default=0,
+    show_default=True,
+    help="With --once: ping a failed target again, 10 s apart, up to this many times.",
+)
 @click.option("--log-dir", type=click.Path(path_type=Path), help="Where the ping logs go.")
 @click.option("--heartbeat-url", help="GET here after each ping, /fail appended on failure.")
 @config_option
@@ -160,6 +167,7 @@ def warmup(
     urls: tuple[str, ...],
     interval: str | None,
     once: bool,
+    retries: int,
     log_dir: Path | None,
     heartbeat_url: str | None,
     config_path: Path,
@@ -173,6 +181,8 @@ def warmup(
 
     from opsctl.keepalive import KeepAlive, PingLog, targets_for, validate_interval
 
+    if retries and not once:
+        raise click.UsageError("--retries goes with --once (the daemon retries on its own)")
     config = _load(config_path)
     targets = targets_for(config, env_names, urls)
     seconds = validate_interval(interval, config.keepalive.interval_s, targets)
@@ -195,7 +205,7 @@ def warmup(
             status_file=(log_dir / "status.json") if log_dir else config.keepalive.status_file,
         )
         if once:
-            return ExitCode.OK if keepalive.once() else ExitCode.GATE_FAILED
+            return ExitCode.OK if keepalive.once(retries) else ExitCode.GATE_FAILED
         names = ", ".join(t.env for t in targets)
         click.echo(f"keeping {names} awake every {seconds:g}s; SIGTERM or Ctrl-C stops", err=True)
         keepalive.run()

@@ -215,10 +215,18 @@ class KeepAlive:
             except Exception as exc:
                 self.echo(f"heartbeat failed: {type(exc).__name__}")
 
-    def once(self) -> bool:
-        """Ping every target once; True when all answered 2xx."""
+    def once(self, retries: int = 0, delay_s: float = 10.0) -> bool:
+        """Ping every target once, and a failed one again up to `retries` times, `delay_s`
+        apart (a waking instance may answer the second ping); True when all answered 2xx.
+        Every ping is logged: a retry does not hide the failure before it."""
         now = self.clock()
-        return all([self.ping(t, now).ok for t in self.targets])
+        pending = [t for t in self.targets if not self.ping(t, now).ok]
+        for _ in range(retries):
+            if not pending or self.stop.wait(delay_s):
+                break
+            now = self.clock()
+            pending = [t for t in pending if not self.ping(t, now).ok]
+        return not pending
 
     def run(self) -> None:
         """Until `stop` is set: one schedule.Scheduler, one thread, jobs that catch everything."""

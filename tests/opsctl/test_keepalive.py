@@ -401,3 +401,29 @@ def test_warmup_status_of_a_clean_log_exits_0(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout
     assert not done.stdout.splitlines()[-1].startswith("FAIL")
     assert json.loads(warmup_status(tmp_path, "--window", "30m", "--json").stdout)["ok"] is True
+
+
+def test_once_with_retries_pings_a_waking_instance_again(tmp_path: Path) -> None:
+    # Render's waking page for 0.3 s after the first request: the first ping fails.
+    settings = TargetSettings(fault="asleep_page", asleep_s=0.3)
+    with serve_target(settings) as url, httpx.Client() as client:
+        target = Target("t", url + "/health")
+        keepalive = KeepAlive([target], client, 60, PingLog(tmp_path), echo=lambda _: None)
+        assert keepalive.once(retries=0) is False
+        settings.first_request_at = None  # asleep again
+        assert keepalive.once(retries=2, delay_s=0.5) is True
+    # Every ping is in the log: the retry does not hide the failure before it.
+    assert [p.status for p in logged(tmp_path)] == [503, 503, 200]
+
+
+def test_retries_without_once_is_a_usage_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "opsctl.cli", "warmup", "--retries", "2"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert "--retries goes with --once" in done.stderr
+    assert "Traceback" not in done.stderr
