@@ -145,7 +145,10 @@ def cut_after(sock: socket.socket, started: float) -> tuple[bytes, float]:
 def test_slow_requests_are_cut_at_their_read_deadlines(bot_url: str) -> None:
     """Headers within keepalive (5 s), the body within BODY_DEADLINE_SEC (10 s) of them, even
     from a client that keeps sending a byte at a time (a timeout per read would never fire)."""
-    timeout = BODY_DEADLINE_SEC + 5
+    # Upper bounds with room for a loaded machine (the suite runs beside it): what is tested
+    # is that the deadline fires, not early and not never.
+    slack = 5.0
+    timeout = BODY_DEADLINE_SEC + 2 * slack
     idle = socket.create_connection(address(bot_url), timeout=timeout)
     loris = socket.create_connection(address(bot_url), timeout=timeout)
     body = socket.create_connection(address(bot_url), timeout=timeout)
@@ -174,13 +177,13 @@ def test_slow_requests_are_cut_at_their_read_deadlines(bot_url: str) -> None:
             sock.close()
     for name in ("idle", "loris"):
         data, after = results[name]
-        assert data == b"" and HEADER_DEADLINE_SEC - 0.5 < after < HEADER_DEADLINE_SEC + 2, (
+        assert data == b"" and HEADER_DEADLINE_SEC - 0.5 < after < HEADER_DEADLINE_SEC + slack, (
             name,
             data,
             after,
         )
     data, after = results["body"]
-    assert BODY_DEADLINE_SEC - 0.5 < after < BODY_DEADLINE_SEC + 2, after
+    assert BODY_DEADLINE_SEC - 0.5 < after < BODY_DEADLINE_SEC + slack, after
     assert data.startswith(b"HTTP/1.1 400 "), data[:80]
     assert b"\r\nConnection: close\r\n" in data
 
