@@ -135,10 +135,16 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
 
 
 def cut_after(sock: socket.socket, started: float) -> tuple[bytes, float]:
-    """What the server sent until it closed the connection, and when it closed it."""
+    """What the server sent until it closed the connection, and when it closed it.
+
+    A reset counts as the close: the server's kernel answers bytes the client trickles after
+    the close with RST, which recv reports instead of the end of the stream."""
     data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
     return data, time.monotonic() - started
 
 
