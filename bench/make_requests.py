@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -43,6 +43,19 @@ class SignedRequest:
     params: dict[str, str]
     signature: str
     body: str
+
+
+def bot_env(environ: Mapping[str, str], token: str) -> dict[str, str]:
+    """The bot's environment for a benchmark: the run's token and account, quiet logs (one
+    line per request would measure stderr, not the bot)."""
+    return {
+        **environ,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": token,
+        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+        "OBSERVABILITY_ON": "true",
+        "LOG_LEVEL": "WARNING",
+    }
 
 
 def build_requests(token: str, count: int) -> list[SignedRequest]:

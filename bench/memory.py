@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from make_requests import ACCOUNT_SID, PUBLIC_BASE_URL, SignedRequest, build_requests
+from make_requests import SignedRequest, bot_env, build_requests
 from webhook import BenchError, check_bot_answers, git_commit, wait_for_health
 
 from opsctl.devserver import DevServer, DevServerError
@@ -136,14 +136,7 @@ def hold_slow_bodies(host: str, port: int, count: int) -> list[socket.socket]:
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Start the bot, read its memory idle, load it, read it again, stop it."""
     token = secrets.token_hex(16)
-    env = {
-        **os.environ,
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": token,
-        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-        "OBSERVABILITY_ON": "true",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = bot_env(os.environ, token)
     probe, *load = build_requests(token, args.requests + 1)
     server = DevServer(env, port=0)
     try:

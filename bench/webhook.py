@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from make_requests import ACCOUNT_SID, PUBLIC_BASE_URL, SignedRequest, build_requests, write_lua
+from make_requests import (
+    SignedRequest,
+    bot_env,
+    build_requests,
+    write_lua,
+)
 
 from opsctl.devserver import DevServer, DevServerError
 
@@ -190,14 +195,7 @@ def git_commit() -> str:
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Start the bot, check it answers, load it with wrk, stop it; return the result record."""
     token = secrets.token_hex(16)
-    env = {
-        **os.environ,
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": token,
-        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-        "OBSERVABILITY_ON": "true",
-        "LOG_LEVEL": "WARNING",  # one log line per request would measure stderr, not the bot
-    }
+    env = bot_env(os.environ, token)
     probe, *load = build_requests(token, args.requests + 1)
     load_before = os.getloadavg()
     server = DevServer(env, port=0)
