@@ -36,6 +36,21 @@ fresh_option = click.option(
     is_flag=True,
     help="Run the test suite even if its last pass had exactly the same inputs.",
 )
+progress_option = click.option(
+    "--progress",
+    type=click.Choice(["auto", "live", "plain", "none"]),
+    default="auto",
+    show_default=True,
+    help="live: a table redrawn in place; plain: one line per finished check (pipes, CI); "
+    "none: only the verdict. auto: live on a terminal, else plain.",
+)
+color_option = click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="auto: colour on a terminal, unless NO_COLOR is set (FORCE_COLOR forces it).",
+)
 env_file_option = click.option(
     "--env-file",
     type=click.Path(path_type=Path),
@@ -91,6 +106,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 )
 @advisories_option
 @fresh_option
+@progress_option
+@color_option
 @click.pass_context
 def verify(ctx: click.Context, **options: Any) -> int:
     """Run the phase gates against an environment and give an honest verdict."""
@@ -118,6 +135,8 @@ def _debug(ctx: click.Context) -> bool:
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON (opsctl.verify/v1).")
 @advisories_option
 @fresh_option
+@progress_option
+@color_option
 @click.pass_context
 def check(ctx: click.Context, **options: Any) -> int:
     """Run one check against an environment, or against the repository."""

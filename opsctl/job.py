@@ -40,6 +40,10 @@ class VerifyRequest:
     to_notion: bool = False
     advisories: Path | None = None
     fresh: bool = False
+    progress: str = "auto"
+    """auto, live, plain or none: how checks are shown while they run."""
+    color: str = "auto"
+    """auto, always or never (auto follows NO_COLOR, FORCE_COLOR and the terminal)."""
     debug: bool = False
 
 

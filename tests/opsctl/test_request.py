@@ -34,6 +34,10 @@ def non_default_arguments(command: click.Command) -> tuple[list[str], dict[str, 
         elif param.multiple:
             args += [flag, "P2.1", flag, "P2.2"]
             expected[param.name] = ("P2.1", "P2.2")
+        elif isinstance(param.type, click.Choice):
+            choice = next(c for c in param.type.choices if c != param.default)
+            args += [flag, str(choice)]
+            expected[param.name] = choice
         elif isinstance(param.type, click.Path):
             args += [flag, f"/somewhere/{param.name}"]
             expected[param.name] = Path(f"/somewhere/{param.name}")
