@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 from flask import Request
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import RequestValidator, add_port, compare, remove_port
 
 
 def is_valid_signature(
@@ -21,7 +22,22 @@ def is_valid_signature(
     # validate(..., None) raises TypeError in twilio-python 9: refuse a missing header first.
     if not auth_token or not signature:
         return False
-    return bool(RequestValidator(auth_token).validate(url, params, signature))
+    # RequestValidator.validate signs twice per request, the URL with and without its default
+    # port, since Twilio's own signing is inconsistent there. The same two candidates, the
+    # usual one (no port) first: a genuine request costs one HMAC, and only a URL signed with
+    # ":443" or a bad signature costs the second (issue 17). The URLs and the signature are
+    # twilio's own (remove_port, add_port, compute_signature); only the order is ours.
+    validator = _validator(auth_token)
+    parsed = urlparse(url)
+    return any(
+        compare(validator.compute_signature(candidate, params), signature)
+        for candidate in (remove_port(parsed), add_port(parsed))
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _validator(auth_token: str) -> RequestValidator:
+    return RequestValidator(auth_token)
 
 
 def sign(auth_token: str, url: str, params: Mapping[str, Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -54,9 +55,13 @@ class DevServer:
         cwd: Path = REPO_ROOT,
         extra_args: str = "",
         on_line: Callable[[str], None] | None = None,
+        app: str = "",
     ) -> None:
         self._env = {**env, "PORT": str(port)}
-        self._command = local_command(host) + (" " + extra_args if extra_args else "")
+        command = local_command(host)
+        if app:  # another WSGI app under the same command (the benchmark's floor)
+            command = command.rsplit(" ", 1)[0] + " " + shlex.quote(app)
+        self._command = command + (" " + extra_args if extra_args else "")
         self._cwd = cwd
         self.url = ""
         self.lines: list[str] = []

@@ -354,8 +354,10 @@ def test_logs_are_json_with_request_id_masked_and_redacted(
     records = [json.loads(line) for line in server.lines if line.startswith("{")]
     mine = [r for r in records if r["request_id"] == "req-42"]
     assert any(r["msg"] == "POST /webhook 200" or r.get("status") == 200 for r in mine)
-    answered = [r for r in mine if r["msg"].startswith("answered")]
-    assert answered and "whatsapp:+34******678" in answered[0]["msg"]
+    # One line per request, saying what it did (issue 17: one record, not two).
+    (line,) = mine
+    assert line["msg"].startswith("POST /webhook 200 ") and line["status"] == 200
+    assert "answered SM" + "d" * 32 + " from whatsapp:+34******678 (es, " in line["msg"]
     everything = "\n".join(server.lines)
     assert "34612345678" not in everything
     assert TOKEN not in everything

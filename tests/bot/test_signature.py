@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
+from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
@@ -54,6 +56,27 @@ def test_published_vector_with_repeated_keys() -> None:
         ]
     )
     assert is_valid_signature(VECTOR_TOKEN, VECTOR_URL, params, SIGNATURE_REPEATED_KEYS)
+
+
+def test_a_genuine_request_costs_one_hmac_a_bad_one_two(monkeypatch: pytest.MonkeyPatch) -> None:
+    """twilio's validate() signs twice per request; ours signs the usual URL first (issue 17)."""
+    calls: list[str] = []
+    original = RequestValidator.compute_signature
+
+    def counted(self: RequestValidator, uri: str, *args: Any, **kwargs: Any) -> str:
+        calls.append(uri)
+        return str(original(self, uri, *args, **kwargs))
+
+    monkeypatch.setattr(RequestValidator, "compute_signature", counted)
+    assert is_valid_signature(VECTOR_TOKEN, VECTOR_URL, VECTOR_PARAMS, SIGNATURE)
+    assert calls == [VECTOR_URL]
+    calls.clear()
+    assert not is_valid_signature(VECTOR_TOKEN, VECTOR_URL, VECTOR_PARAMS, "x" + SIGNATURE[1:])
+    assert calls == [VECTOR_URL, VECTOR_URL.replace(".com/", ".com:443/")]
+
+
+def test_a_signature_with_characters_beyond_ascii_is_refused_not_raised() -> None:
+    assert not is_valid_signature(VECTOR_TOKEN, VECTOR_URL, VECTOR_PARAMS, "é" + SIGNATURE[1:])
 
 
 @pytest.mark.parametrize(
