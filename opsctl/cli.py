@@ -5,26 +5,144 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+from click.shell_completion import CompletionItem
 
 from opsctl import __version__
 from opsctl.errors import report
-from opsctl.exitcodes import ExitCode
+from opsctl.exitcodes import EXIT_MEANING, ExitCode
+
+if TYPE_CHECKING:
+    from opsctl.job import VerifyRequest
 
 # Heavy libraries (httpx, rich, jsonschema, the checks) are imported inside the commands,
 # so `opsctl --version` and `opsctl --help` start about as fast as click itself.
 
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=Path("opsctl.toml"),
-    show_default=True,
-    help="The configuration file.",
+
+@dataclass
+class Invocation:
+    """What --debug and --config said, before or after the subcommand. One per run, shared by
+    every context as ctx.obj; filled while click parses (so mutable), and read by main() after
+    an error, so the traceback follows the parsed flag, never a scan of argv."""
+
+    debug: bool = False
+    config: Path | None = None
+
+
+def _invocation(ctx: click.Context) -> Invocation:
+    return ctx.ensure_object(Invocation)
+
+
+def _remember_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    """--debug before or after the subcommand: either turns it on."""
+    invocation = _invocation(ctx)
+    invocation.debug = invocation.debug or value
+    return invocation.debug
+
+
+def _remember_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """The nearest --config wins: click parses a group before its subcommand, so a value given
+    after the subcommand replaces one given before it. None: discovery decides (_config_file)."""
+    invocation = _invocation(ctx)
+    if value is not None:
+        invocation.config = value
+    return invocation.config
+
+
+debug_option = click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    callback=_remember_debug,
+    help="Show tracebacks (before or after the subcommand).",
 )
+CONFIG_HELP = (
+    "The configuration file (default: $OPSCTL_CONFIG, else the nearest opsctl.toml from here "
+    "upward). Before or after the subcommand; given in both places, the one after wins."
+)
+
+
+def _config_option(expose: bool) -> Any:
+    return click.option(
+        "--config",
+        "config_path",
+        # Not click's checks (three lines of usage error): read_toml names what is wrong with
+        # the file in one line, wherever its path came from (--config, OPSCTL_CONFIG, found).
+        type=click.Path(path_type=Path, readable=False),
+        callback=_remember_config,
+        expose_value=expose,
+        help=CONFIG_HELP,
+    )
+
+
+config_option = _config_option(expose=True)
+group_config_option = _config_option(expose=False)  # a group keeps it for its subcommands
+
+
+def _config_file(given: Path | None) -> Path:
+    from opsctl.config_file import locate_config
+
+    return locate_config(given, os.environ, Path.cwd())
+
+
+def _names_in_config(ctx: click.Context, table: str, incomplete: str) -> list[CompletionItem]:
+    """Completion: the names of [table.NAME] in the configuration this command line would use;
+    nothing when that fails (a TAB must never print a traceback into the shell)."""
+    from opsctl.config_file import read_toml
+
+    try:
+        names = read_toml(_config_file(_invocation(ctx).config)).get(table, {})
+    except Exception:  # any failure completes nothing
+        return []
+    return [CompletionItem(str(n)) for n in names if str(n).startswith(incomplete)]
+
+
+def _complete_environments(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    return _names_in_config(ctx, "environments", incomplete)
+
+
+def _complete_gates(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    return _names_in_config(ctx, "gates", incomplete)
+
+
+def _complete_checks(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    try:
+        from checks.registry import CHECKS
+    except Exception:  # any failure completes nothing
+        return []
+    return [CompletionItem(c) for c in sorted(CHECKS) if c.startswith(incomplete)]
+
+
+def _examples(*lines: str) -> str:
+    r"""An epilog paragraph of command lines (`\b`: click prints it as it is, unwrapped)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _exit_codes() -> str:
+    """The exit-code table for --help, generated from EXIT_MEANING as the README's is."""
+    rows = [
+        textwrap.fill(
+            EXIT_MEANING[code],
+            width=74,
+            initial_indent=f"  {int(code)}  ",
+            subsequent_indent="     ",
+        )
+        for code in ExitCode
+    ]
+    return "\b\nExit codes:\n" + "\n".join(rows)
+
+
 advisories_option = click.option(
     "--advisories",
     type=click.Path(path_type=Path),
@@ -54,9 +172,7 @@ color_option = click.option(
 env_file_option = click.option(
     "--env-file",
     type=click.Path(path_type=Path),
-    default=Path(".env"),
-    show_default=True,
-    help="Secrets and settings (exported variables win).",
+    help="Secrets and settings (default: the .env beside opsctl.toml; exported variables win).",
 )
 
 
@@ -66,30 +182,86 @@ def _environment(env_file: Path) -> dict[str, str]:
     return load_environ(env_file)
 
 
-def _load(config_path: Path) -> Any:
+def _env_file(given: Path | None, config_file: Path) -> Path:
+    """--env-file, else the .env beside the configuration (so a subfolder finds it too)."""
+    return given if given is not None else config_file.parent / ".env"
+
+
+def _load(config_path: Path | None) -> Any:
     from opsctl.job import load
 
-    return load(config_path)
+    return load(_config_file(config_path))
 
 
-@click.group()
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},  # the subcommands inherit it
+    epilog="\n\n".join(
+        [
+            _examples(
+                "opsctl verify --env render          # the deployed bot, through every gate",
+                "opsctl check webhook --env local    # one check",
+                "opsctl gates --json                 # the gates, for scripts",
+                "opsctl verify -h                    # a command's options and examples",
+            ),
+            "\b\nConfiguration: --config PATH, else $OPSCTL_CONFIG, else the nearest\n"
+            "opsctl.toml from the current folder upward (paths in it are relative to it).\n"
+            "--config and --debug go before or after the subcommand (two --config: the\n"
+            "one after the subcommand wins).",
+            "\b\nShell completion of environments, gates and checks: add the line\n"
+            '  bash, ~/.bashrc:  eval "$(_OPSCTL_COMPLETE=bash_source opsctl)"\n'
+            '  zsh, ~/.zshrc:    eval "$(_OPSCTL_COMPLETE=zsh_source opsctl)"\n'
+            "  fish, ~/.config/fish/completions/opsctl.fish:\n"
+            "                    _OPSCTL_COMPLETE=fish_source opsctl | source",
+            _exit_codes(),
+        ]
+    ),
+)
 @click.version_option(__version__, prog_name="opsctl")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
-@click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+@debug_option
+@group_config_option
+def cli() -> None:
     """Ops toolkit for the Clara WhatsApp bot."""
-    ctx.obj = {"debug": debug}
 
 
-@cli.command()
-@click.option("--env", "env_name", required=True, help="Environment from opsctl.toml.")
+@cli.command(
+    epilog="\n\n".join(
+        [
+            _examples(
+                "opsctl verify --env local",
+                "opsctl verify --env render --only P2.1 --json > run.json",
+                "opsctl verify --env render --url https://clara-canary.onrender.com",
+                "opsctl verify --env render --junit out/verify.xml --progress plain",
+            ),
+            _exit_codes(),
+        ]
+    )
+)
+@click.option(
+    "--env",
+    "env_name",
+    required=True,
+    shell_complete=_complete_environments,
+    help="Environment from opsctl.toml.",
+)
 @config_option
 @env_file_option
 @click.option(
     "--url", help="Verify this deployment (canary, blue-green) with --env's expectations."
 )
-@click.option("--only", multiple=True, metavar="GATE", help="Run this gate (and what it needs).")
-@click.option("--skip", multiple=True, metavar="GATE", help="Do not run this gate.")
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="GATE",
+    shell_complete=_complete_gates,
+    help="Run this gate (and what it needs).",
+)
+@click.option(
+    "--skip",
+    multiple=True,
+    metavar="GATE",
+    shell_complete=_complete_gates,
+    help="Do not run this gate.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON (opsctl.verify/v1).")
 @click.option("--junit", type=click.Path(path_type=Path), help="Also write JUnit XML here.")
 @click.option(
@@ -108,25 +280,48 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @fresh_option
 @progress_option
 @color_option
+@debug_option
 @click.pass_context
 def verify(ctx: click.Context, **options: Any) -> int:
     """Run the phase gates against an environment and give an honest verdict."""
-    from opsctl.job import VerifyRequest, execute
+    from opsctl.job import execute
 
-    return execute(VerifyRequest(debug=_debug(ctx), **options))
-
-
-def _debug(ctx: click.Context) -> bool:
-    return bool(ctx.obj and ctx.obj.get("debug"))
+    return execute(_request(ctx, options))
 
 
-@cli.command()
-@click.argument("check_id")
+def _request(ctx: click.Context, options: dict[str, Any]) -> VerifyRequest:
+    """The command line as one VerifyRequest: the configuration found, --debug from anywhere."""
+    from opsctl.job import VerifyRequest
+
+    config_file = _config_file(options.pop("config_path"))
+    return VerifyRequest(
+        config_path=config_file,
+        env_file=_env_file(options.pop("env_file"), config_file),
+        debug=_invocation(ctx).debug,
+        **options,
+    )
+
+
+@cli.command(
+    epilog="\n\n".join(
+        [
+            _examples(
+                "opsctl check webhook --env render",
+                "opsctl check secrets                # a repository check: no bot needed",
+                "opsctl check deps --advisories ../shared/advisories",
+                "opsctl check tests --fresh --json",
+            ),
+            _exit_codes(),
+        ]
+    )
+)
+@click.argument("check_id", shell_complete=_complete_checks)
 @click.option(
     "--env",
     "env_name",
     default="local",
     show_default=True,
+    shell_complete=_complete_environments,
     help="Environment from opsctl.toml (repository checks ignore it).",
 )
 @config_option
@@ -137,19 +332,27 @@ def _debug(ctx: click.Context) -> bool:
 @fresh_option
 @progress_option
 @color_option
+@debug_option
 @click.pass_context
 def check(ctx: click.Context, **options: Any) -> int:
     """Run one check against an environment, or against the repository."""
-    from opsctl.job import VerifyRequest, execute
+    from opsctl.job import execute
 
-    return execute(VerifyRequest(debug=_debug(ctx), **options))
+    return execute(_request(ctx, options))
 
 
-@cli.command()
+@cli.command(epilog=_examples("opsctl gates", "opsctl gates --json | jq -r '.[].id'"))
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of text.")
 @config_option
-def gates(config_path: Path) -> int:
+@debug_option
+def gates(as_json: bool, config_path: Path | None) -> int:
     """List the gates, their checks and what they need."""
     config = _load(config_path)
+    if as_json:
+        fields = ("id", "title", "blocking", "needs", "checks", "skip_reason")
+        rows = [{f: getattr(gate, f) for f in fields} for gate in config.gates.values()]
+        click.echo(_json(rows))
+        return ExitCode.OK
     for gate in config.gates.values():
         kind = "blocking" if gate.blocking else "advisory"
         needs = f", needs {', '.join(gate.needs)}" if gate.needs else ""
@@ -159,11 +362,27 @@ def gates(config_path: Path) -> int:
     return ExitCode.OK
 
 
-@cli.group(invoke_without_command=True)
+def _json(data: Any) -> str:
+    """One JSON document as `warmup status --json` prints it: indented, keys sorted."""
+    import json
+
+    return json.dumps(data, indent=2, sort_keys=True)
+
+
+@cli.group(
+    invoke_without_command=True,
+    epilog=_examples(
+        "opsctl warmup --env render                     # a daemon (systemd, tmux)",
+        "opsctl warmup --env render --once --retries 2  # from cron",
+        "opsctl warmup --url https://clara.onrender.com/health --interval 10m",
+        "opsctl warmup status --env render",
+    ),
+)
 @click.option(
     "--env",
     "env_names",
     multiple=True,
+    shell_complete=_complete_environments,
     help="Environment to keep awake (repeatable; default: those with keepalive = true).",
 )
 @click.option("--url", "urls", multiple=True, help="A health URL outside the config (repeatable).")
@@ -179,6 +398,7 @@ def gates(config_path: Path) -> int:
 @click.option("--log-dir", type=click.Path(path_type=Path), help="Where the ping logs go.")
 @click.option("--heartbeat-url", help="GET here after each ping, /fail appended on failure.")
 @config_option
+@debug_option
 @click.pass_context
 def warmup(
     ctx: click.Context,
@@ -189,7 +409,7 @@ def warmup(
     retries: int,
     log_dir: Path | None,
     heartbeat_url: str | None,
-    config_path: Path,
+    config_path: Path | None,
 ) -> int:
     """Keep the free tier awake: ping /health at once, then every 14 minutes, and log it."""
     if ctx.invoked_subcommand is not None:
@@ -232,14 +452,28 @@ def warmup(
     return ExitCode.OK
 
 
-@warmup.command("status")
-@click.option("--env", "env_name", required=True, help="Environment (or url-... log name).")
+@warmup.command(
+    "status",
+    epilog=_examples(
+        "opsctl warmup status --env render",
+        "opsctl warmup status --env render --window 2h --json",
+        "opsctl warmup status --env render || echo 'the free tier slept'",
+    ),
+)
+@click.option(
+    "--env",
+    "env_name",
+    required=True,
+    shell_complete=_complete_environments,
+    help="Environment (or url-... log name).",
+)
 @click.option("--window", default="24h", show_default=True, help="How far back to look.")
 @click.option("--log-dir", type=click.Path(path_type=Path), help="Where the ping logs are.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
 @config_option
+@debug_option
 def warmup_status(
-    env_name: str, window: str, log_dir: Path | None, as_json: bool, config_path: Path
+    env_name: str, window: str, log_dir: Path | None, as_json: bool, config_path: Path | None
 ) -> int:
     """Last pings, gaps over 15 minutes, cold starts, uptime and a latency sparkline (✗: a
     failed ping). Exit 1, saying why, when the window has a gap or a failed or slow ping."""
@@ -303,13 +537,16 @@ def warmup_status(
 
 
 @cli.group()
+@group_config_option
+@debug_option
 def secrets() -> None:
     """The secret scan's baseline."""
 
 
 @secrets.command("baseline")
 @config_option
-def secrets_baseline(config_path: Path) -> int:
+@debug_option
+def secrets_baseline(config_path: Path | None) -> int:
     """Refresh .secrets.baseline: the findings accepted as they are now (hashes, never values)."""
     from checks.secrets import write_baseline
 
@@ -319,7 +556,17 @@ def secrets_baseline(config_path: Path) -> int:
     return ExitCode.OK
 
 
-@cli.group()
+@cli.group(
+    epilog=_examples(
+        "opsctl evidence list",
+        "opsctl evidence list --json | jq -r '.[0].path'",
+        "opsctl evidence show latest",
+        "opsctl evidence verify 20261128T105156Z_local",
+        "opsctl evidence prune --keep 10",
+    )
+)
+@group_config_option
+@debug_option
 def evidence() -> None:
     """Read, verify and prune evidence bundles."""
 
@@ -331,19 +578,24 @@ evidence_dir_option = click.option(
 )
 
 
-def _evidence_root(config_path: Path, evidence_dir: Path | None) -> Path:
+def _evidence_root(config_path: Path | None, evidence_dir: Path | None) -> Path:
     return evidence_dir or _load(config_path).evidence.dir
 
 
 @evidence.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of text.")
 @config_option
 @evidence_dir_option
-def evidence_list(config_path: Path, evidence_dir: Path | None) -> int:
+@debug_option
+def evidence_list(as_json: bool, config_path: Path | None, evidence_dir: Path | None) -> int:
     """Bundles, newest first: time, environment, verdict, counts."""
     from evidence.store import list_bundles
 
     root = _evidence_root(config_path, evidence_dir)
     bundles = list_bundles(root)
+    if as_json:
+        click.echo(_json([_bundle_row(bundle) for bundle in bundles]))
+        return ExitCode.OK
     if not bundles:
         click.echo(f"no evidence bundles under {root} yet: run opsctl verify")
     for bundle in bundles:
@@ -355,11 +607,27 @@ def evidence_list(config_path: Path, evidence_dir: Path | None) -> int:
     return ExitCode.OK
 
 
+def _bundle_row(bundle: Any) -> dict[str, Any]:
+    """A bundle as `evidence list --json` shows it."""
+    return {
+        "name": bundle.name,
+        "path": str(bundle.path),
+        "env": bundle.env,
+        "started_at": bundle.started_at,
+        "verdict": bundle.verdict.split(":")[0],
+        "verdict_line": bundle.verdict,
+        "exit_code": bundle.data.get("verdict", {}).get("exit_code"),
+        "outcome": bundle.outcome,
+        "counts": bundle.counts,
+    }
+
+
 @evidence.command("show")
 @click.argument("ref", default="latest")
 @config_option
 @evidence_dir_option
-def evidence_show(ref: str, config_path: Path, evidence_dir: Path | None) -> int:
+@debug_option
+def evidence_show(ref: str, config_path: Path | None, evidence_dir: Path | None) -> int:
     """Print a bundle's summary.md (RUN is a folder name, a path, or latest)."""
     from evidence.store import resolve
 
@@ -373,7 +641,8 @@ def evidence_show(ref: str, config_path: Path, evidence_dir: Path | None) -> int
 @click.argument("ref", default="latest")
 @config_option
 @evidence_dir_option
-def evidence_verify(ref: str, config_path: Path, evidence_dir: Path | None) -> int:
+@debug_option
+def evidence_verify(ref: str, config_path: Path | None, evidence_dir: Path | None) -> int:
     """Recompute the manifest: name every changed, missing or added file (exit 1 if any)."""
     from evidence.store import resolve, verify_bundle
 
@@ -393,7 +662,8 @@ def evidence_verify(ref: str, config_path: Path, evidence_dir: Path | None) -> i
 @click.option("--keep", type=click.IntRange(1), required=True, help="Bundles to keep per env.")
 @config_option
 @evidence_dir_option
-def evidence_prune(keep: int, config_path: Path, evidence_dir: Path | None) -> int:
+@debug_option
+def evidence_prune(keep: int, config_path: Path | None, evidence_dir: Path | None) -> int:
     """Delete all but the newest KEEP bundles of each environment."""
     from evidence.store import prune
     from opsctl.verify import write_phase_status
@@ -409,6 +679,8 @@ def evidence_prune(keep: int, config_path: Path, evidence_dir: Path | None) -> i
 
 
 @cli.group()
+@group_config_option
+@debug_option
 def notion() -> None:
     """Keep the gate status and the verification runs in two Notion databases."""
 
@@ -417,19 +689,21 @@ def notion() -> None:
 @click.option("--parent", help="The Notion page (id) the databases go under (default: config).")
 @config_option
 @env_file_option
-def notion_init(parent: str | None, config_path: Path, env_file: Path) -> int:
+@debug_option
+def notion_init(parent: str | None, config_path: Path | None, env_file: Path | None) -> int:
     """Create the Gates and Runs databases (or find and repair them) and store their ids."""
     from opsctl.config import ConfigError
     from opsctl.notion.service import connect, init
 
     config = _load(config_path)
+    environ = _environment(_env_file(env_file, config.path))
     parent = parent or config.notion.parent
     if not parent:
         raise ConfigError(
             "no parent page; fix: opsctl notion init --parent PAGE_ID (a page shared with the "
             "integration: ... > Connections)"
         )
-    for line in init(connect(config, _environment(env_file)), config, parent, _say_on_stderr):
+    for line in init(connect(config, environ), config, parent, _say_on_stderr):
         click.echo(line)
     return ExitCode.OK
 
@@ -440,7 +714,8 @@ def _say_on_stderr(line: str) -> None:
 
 @notion.command("status")
 @config_option
-def notion_status(config_path: Path) -> int:
+@debug_option
+def notion_status(config_path: Path | None) -> int:
     """What waits in the outbox, and what Notion refused for good (with why); offline."""
     from opsctl.notion.outbox import Outbox
     from opsctl.notion.service import status_lines
@@ -450,8 +725,21 @@ def notion_status(config_path: Path) -> int:
     return ExitCode.OK
 
 
-@notion.command("sync")
-@click.option("--env", "env_names", multiple=True, help="Only this environment (repeatable).")
+@notion.command(
+    "sync",
+    epilog=_examples(
+        "opsctl notion sync                       # every environment's newest bundle",
+        "opsctl notion sync --env render",
+        "opsctl notion sync --run latest --retry-refused",
+    ),
+)
+@click.option(
+    "--env",
+    "env_names",
+    multiple=True,
+    shell_complete=_complete_environments,
+    help="Only this environment (repeatable).",
+)
 @click.option("--run", "run_ref", help="This bundle (folder name, path or latest) only.")
 @click.option(
     "--retry-refused",
@@ -461,12 +749,13 @@ def notion_status(config_path: Path) -> int:
 @config_option
 @env_file_option
 @evidence_dir_option
+@debug_option
 def notion_sync(
     env_names: tuple[str, ...],
     run_ref: str | None,
     retry_refused: bool,
-    config_path: Path,
-    env_file: Path,
+    config_path: Path | None,
+    env_file: Path | None,
     evidence_dir: Path | None,
 ) -> int:
     """Push the newest bundle's gate statuses and run summary (per environment) to Notion."""
@@ -476,7 +765,7 @@ def notion_sync(
     from opsctl.verify import configured_secrets
 
     config = _load(config_path)
-    environ = _environment(env_file)
+    environ = _environment(_env_file(env_file, config.path))
     for name in env_names:
         config.environment(name)
     root = evidence_dir or config.evidence.dir
@@ -502,17 +791,27 @@ def notion_sync(
 
 
 @cli.group()
+@group_config_option
+@debug_option
 def gate() -> None:
     """Sign off manual criteria, or waive a gate on the record."""
 
 
-@gate.command("sign")
-@click.argument("gate_id")
+@gate.command(
+    "sign",
+    epilog=_examples(
+        "opsctl gate sign P2.5 --item 'UAT checklist completed' --by ana --note docs/uat.md",
+        "opsctl gate sign P2.4 --item 'Notion pages reviewed' --by luis",
+        "opsctl gate waive P2.3 --reason 'no paid plan until March' --by ana",
+    ),
+)
+@click.argument("gate_id", shell_complete=_complete_gates)
 @click.option("--item", required=True, help="The manual criterion, as listed in opsctl.toml.")
 @click.option("--by", "by", required=True, help="Who signs.")
 @click.option("--note", default="", help="Why, or where the proof is.")
 @config_option
-def gate_sign(gate_id: str, item: str, by: str, note: str, config_path: Path) -> int:
+@debug_option
+def gate_sign(gate_id: str, item: str, by: str, note: str, config_path: Path | None) -> int:
     """Record that a person checked ITEM of GATE (append-only)."""
     from evidence.signoffs import Ledger
     from opsctl.config import ConfigError
@@ -529,11 +828,12 @@ def gate_sign(gate_id: str, item: str, by: str, note: str, config_path: Path) ->
 
 
 @gate.command("waive")
-@click.argument("gate_id")
+@click.argument("gate_id", shell_complete=_complete_gates)
 @click.option("--reason", required=True, help="Why the gate cannot be met now.")
 @click.option("--by", "by", required=True, help="Who decides.")
 @config_option
-def gate_waive(gate_id: str, reason: str, by: str, config_path: Path) -> int:
+@debug_option
+def gate_waive(gate_id: str, reason: str, by: str, config_path: Path | None) -> int:
     """Mark GATE DOCUMENTED-BLOCKED: known not done, shown everywhere, never a PASS."""
     from evidence.signoffs import Ledger
     from opsctl.config import ConfigError
@@ -556,7 +856,14 @@ def _refresh_phase_status(config: Any) -> None:
 
 @cli.command()
 @click.option("--port", type=click.IntRange(0, 65535), default=10000, show_default=True)
-@env_file_option
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path),
+    default=Path(".env"),
+    show_default=True,
+    help="Secrets and settings (exported variables win).",
+)
+@debug_option
 def serve(port: int, env_file: Path) -> int:
     """Serve the bot on 127.0.0.1 with the Dockerfile's gunicorn command; Ctrl-C stops it."""
     from checks.children import watch_descendants
@@ -594,15 +901,16 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (a supervisor, `timeout`, CI cancelling) unwinds like Ctrl-C, so the bot that
     # `verify --env local` or `serve` started is stopped in their `finally`.
     signal.signal(signal.SIGTERM, _interrupt)
+    invocation = Invocation()  # --debug lands here as click parses it, wherever it was given
     try:
-        code = cli.main(args=args, prog_name="opsctl", standalone_mode=False)
+        code = cli.main(args=args, prog_name="opsctl", standalone_mode=False, obj=invocation)
     except click.exceptions.Abort:
         click.echo("opsctl: interrupted", err=True)
         return 130  # the shell's convention for SIGINT
     except click.exceptions.Exit as done:
         return int(done.exit_code)
     except Exception as exc:  # the one place errors become a line and an exit code
-        return report(exc, debug="--debug" in args)
+        return report(exc, debug=invocation.debug)
     return int(code) if isinstance(code, int) else ExitCode.OK
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -11,9 +10,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from checks.interface import AUDIO_QUESTIONS, AcceptedRisk, Expectations, RepoSettings
-from opsctl.errors import OpsctlError
+from opsctl.config_file import ConfigError as ConfigError
+from opsctl.config_file import read_toml
 
-DEFAULT_CONFIG = Path("opsctl.toml")
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 _NUMBER = {"type": "number", "exclusiveMinimum": 0}
@@ -195,10 +194,6 @@ SCHEMA = {
 }
 
 
-class ConfigError(OpsctlError):
-    """opsctl.toml is missing or wrong; the message names the file, the key and the fix."""
-
-
 @dataclass(frozen=True)
 class Retry:
     """How a gate may retry: up to `attempts` tries, `delay_s` apart, within `budget_s`."""
@@ -351,14 +346,7 @@ class Config:
 
 def load_config(path: Path, check_ids: Iterable[str]) -> Config:
     """Read, validate and build the configuration; ConfigError on any problem."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: not found; fix: run from the repository root or pass --config FILE"
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}; fix: correct the TOML syntax") from None
+    raw = read_toml(path)
     _validate_schema(path, raw)
     defaults = raw.get("defaults", {})
     timeout_s = float(defaults.get("timeout_s", 10))

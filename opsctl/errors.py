@@ -41,7 +41,8 @@ def report(exc: BaseException, debug: bool, stream: TextIO | None = None) -> Exi
 
     stream = stream or sys.stderr  # looked up now: tests and callers may have replaced it
     redact = Redactor(_environment_secrets()).redact
-    if debug:
+    # A usage error's traceback shows only click's parser; its one line says what to change.
+    if debug and not isinstance(exc, click.UsageError):
         stream.write(redact("".join(traceback.format_exception(exc))))
     if isinstance(exc, OpsctlError):
         click.echo(redact(f"opsctl: {exc}"), file=stream)

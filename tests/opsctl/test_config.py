@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -132,8 +134,8 @@ def test_broken_config_is_one_line_and_exit_2(
 def test_missing_config_and_unknown_env(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["gates", "--config", str(tmp_path / "nope.toml")]) == 2
     assert capsys.readouterr().err == (
-        f"opsctl: {tmp_path / 'nope.toml'}: not found; fix: run from the repository root "
-        "or pass --config FILE\n"
+        f"opsctl: {tmp_path / 'nope.toml'}: not found; fix: correct the path given to --config "
+        "or OPSCTL_CONFIG, or leave both unset to use the nearest opsctl.toml\n"
     )
     path = tmp_path / "opsctl.toml"
     path.write_text(GOOD)
@@ -142,6 +144,62 @@ def test_missing_config_and_unknown_env(tmp_path: Path, capsys: pytest.CaptureFi
         f"opsctl: {path}: no environment 'prod'; fix: use one of: render, "
         "or add [environments.prod]\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.mkdir(), "is a folder, not a file; fix: pass the file, e.g. --config "),
+        (
+            lambda p: p.write_bytes(b"\x7fELF\x02\x01\x01\x00\xff\xfe binary"),
+            "not UTF-8 text (byte 0xff at offset 8), so not a TOML file; fix: point --config or "
+            "OPSCTL_CONFIG at opsctl.toml",
+        ),
+        (
+            lambda p: p.write_text(GOOD.replace('title = "Security"', 'title = "Security')),
+            "Illegal character '\\n' (at line 13, column 18); fix: correct the TOML syntax",
+        ),
+        (lambda p: p.write_text(""), "empty (no settings); fix: define [environments.NAME]"),
+        (lambda p: p.write_text("# only a comment\n\n"), "empty (no settings); fix: define"),
+    ],
+    ids=["folder", "binary", "toml-syntax", "empty", "comments-only"],
+)
+def test_an_unreadable_config_file_is_one_line_and_exit_2(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    make: Callable[[Path], object],
+    message: str,
+) -> None:
+    """Whatever stops the file being read as TOML: a config error (2) with a fix, never an
+    'internal error' (3), before or after the subcommand, whichever command reads it."""
+    path = tmp_path / "opsctl.toml"
+    make(path)
+    for args in (["gates", "--config", str(path)], ["--config", str(path), "evidence", "list"]):
+        assert main(args) == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert err.startswith(f"opsctl: {path}: ") and err.count("\n") == 1, err
+        assert message in err
+
+
+def test_a_config_file_this_user_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """click's own readability check is off (its message is three lines): read_toml says it."""
+    path = tmp_path / "opsctl.toml"
+    path.write_text(GOOD)
+    path.chmod(0)
+    if os.access(path, os.R_OK):  # root reads every file, but not a write-only sysctl
+        path = Path("/proc/sys/vm/drop_caches")
+        if not path.exists() or os.access(path, os.R_OK):
+            pytest.skip("no file this user cannot read")
+    for args in (["gates", "--config", str(path)], ["--config", str(path), "gates"]):
+        assert main(args) == 2
+        assert capsys.readouterr() == (
+            "",
+            f"opsctl: {path}: permission denied; fix: make it (and its folders) readable by "
+            f"this user (chmod a+r {path})\n",
+        )
 
 
 def test_unknown_gate_and_check_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
