@@ -72,11 +72,18 @@ def files_to_scan(root: Path, leave_out: Path | None = None) -> list[str]:
     return [
         p.as_posix()
         for p in tracked_files(root)
-        if not p.as_posix().startswith(EXCLUDED_PREFIXES)
-        and p.suffix not in EXCLUDED_SUFFIXES
-        and p.name != BASELINE
+        if may_hold_secrets(p)
         and not (leave_out is not None and (root / p).resolve().is_relative_to(leave_out.resolve()))
     ]
+
+
+def may_hold_secrets(path: Path) -> bool:
+    """Whether a file of the repository is scanned (the pre-commit hook excludes the same)."""
+    return (
+        not path.as_posix().startswith(EXCLUDED_PREFIXES)
+        and path.suffix not in EXCLUDED_SUFFIXES
+        and path.name != BASELINE
+    )
 
 
 def _scan_one_file(path: str) -> list[Any]:
