@@ -1,9 +1,12 @@
-"""Terminal output: a live rich table with a spinner per running check, then the verdict first."""
+"""What people read while a run goes and after it: the live table, the plain lines, the verdict
+first; rich does the styling, opsctl/output.py decides how much of it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
+from typing import TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -12,8 +15,84 @@ from rich.table import Table
 from rich.text import Text
 
 from checks.interface import CheckResult
+from evidence.formats.text import Line, check_line, text_lines
 from opsctl.config import Gate
-from opsctl.results import RunResult
+from opsctl.output import Output
+from opsctl.results import GateResult, RunResult
+
+
+def make_console(output: Output, file: TextIO) -> Console:
+    """A rich console that does what `output` decided, whatever rich would guess from the
+    environment: it reads NO_COLOR, FORCE_COLOR and TTY_* itself, and FORCE_COLOR would make it
+    animate the live table into a CI log."""
+    live = output.progress == "live"
+    system = ("auto" if output.terminal else "standard") if output.color else None
+    return Console(
+        file=file,
+        force_terminal=output.terminal or live,  # cursor moves: the live table needs them
+        force_interactive=live,
+        color_system=system,  # type: ignore[arg-type]  # rich's Literal, or None
+        no_color=False,  # colour is already decided: NO_COLOR is in `system`
+        highlight=False,
+        emoji=False,
+    )
+
+
+def print_lines(lines: Iterable[Line], console: Console) -> None:
+    """Each line as it is, its status word in the status's style; never wrapped (a log's line
+    is one line, whatever the width rich assumes for a pipe)."""
+    for line in lines:
+        word = line.lead.rstrip()  # the padding after it stays unstyled
+        text = Text(line.indent)
+        text.append(word, style=line.status.meaning.style if line.status else "")
+        text.append(line.lead[len(word) :] + line.rest)
+        console.print(text, soft_wrap=True)
+
+
+class PlainProgress:
+    """One line per finished check, written and flushed as it finishes (pipes, CI logs), and a
+    line when the first check that talks to the bot starts waiting for the target to wake."""
+
+    def __init__(
+        self, console: Console, talks_to_bot: Callable[[str], bool], wake_timeout_s: float
+    ) -> None:
+        self._console = console
+        self._talks_to_bot = talks_to_bot
+        self._wake_timeout_s = wake_timeout_s
+        self._woken = False
+        self._finished: Counter[tuple[str, str]] = Counter()
+
+    def on_event(self, gate_id: str, check_id: str, result: CheckResult | None) -> None:
+        """Runner callback: a check started (result None) or finished."""
+        if result is None:
+            # The runner announces a gate's checks before the run's one wake of the target.
+            if not self._woken and self._talks_to_bot(check_id):
+                self._woken = True
+                wait = f"GET /health until the bot answers (up to {self._wake_timeout_s:g}s)"
+                print_lines([Line("", "", None, f"waking the target: {wait}")], self._console)
+            return
+        self._finished[(gate_id, check_id)] += 1
+        attempt = self._finished[(gate_id, check_id)]
+        print_lines([check_line(result, gate_id=gate_id, attempt=attempt)], self._console)
+
+    @property
+    def printed(self) -> bool:
+        """Did a check's line go out (so the summary is set apart from the lines)?"""
+        return bool(self._finished)
+
+    def unsettled(self, gate: GateResult, check: CheckResult) -> bool:
+        """For the summary after the lines: a check no line showed (a manual criterion), or one
+        whose status comes with something to do (again, now with its hint, as pytest's short
+        summary repeats the failures); a PASS or a SKIP already shown is not repeated."""
+        shown = self._finished[(gate.gate_id, check.check_id)] > 0
+        return not shown or check.status.meaning.shows_hint
+
+
+def print_summary(run: RunResult, console: Console, progress: PlainProgress) -> None:
+    """After the plain lines: the verdict, the gates, and the checks still to look at."""
+    if progress.printed:
+        console.print()
+    print_lines(text_lines(run, progress.unsettled), console)
 
 
 class LiveTable:

@@ -78,13 +78,16 @@ def execute(request: VerifyRequest) -> ExitCode:
     evidence_root = None
     if request.check_id is None and not request.no_evidence:
         evidence_root = request.evidence_dir or config.evidence.dir
-    run, bundle = _run(request, config, env, gates, skipped, scope, environ, capture, evidence_root)
+    output, console, progress = _display(request, env, gates)
+    run, bundle = _run(
+        request, config, env, gates, skipped, scope, environ, capture, evidence_root, progress
+    )
     if request.junit is not None:
         from evidence.formats.junit import render_junit
         from opsctl.files import write_atomically
 
         write_atomically(request.junit, render_junit(run))
-    show(run, request.as_json)
+    show(run, output, console, progress)
     if bundle is not None and not request.as_json:
         click.echo(f"evidence: {bundle}")
     if request.to_notion:
@@ -127,8 +130,9 @@ def _run(
     environ: Mapping[str, str],
     capture: Any,
     evidence_root: Path | None,
+    progress: Any,
 ) -> tuple[RunResult, Path | None]:
-    """Open the target, run the gates (a live table on a terminal), write the evidence, close.
+    """Open the target, run the gates (`progress` hears of each check), write the evidence, close.
 
     Interrupted (Ctrl-C, SIGTERM), the finished checks still go into a bundle marked so.
     """
@@ -146,7 +150,6 @@ def _run(
         secret_values,
     )
 
-    console = rich_console() if not request.as_json else None
     started_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     started = time.monotonic()
     offline = resolve_advisories(request.advisories, environ)
@@ -160,13 +163,10 @@ def _run(
             return record_evidence(config, run, capture, secrets, evidence_root, outcome)
 
         try:
-            table = None
-            if console is not None:  # rich only for a terminal
-                from opsctl.console import LiveTable
+            from opsctl.console import LiveTable
 
-                table = LiveTable(gates, console)
-            with table or nullcontext():
-                on_event = table.on_event if table is not None else None
+            with progress if isinstance(progress, LiveTable) else nullcontext():
+                on_event = progress.on_event if progress is not None else None
                 notion = notion_settings(config, environ)
                 run = asyncio.run(
                     run_gates(
@@ -194,31 +194,52 @@ def _run(
         return run, evidence(run, "completed")
 
 
-def rich_console() -> Any:
-    """A rich console when stdout is a colour terminal; None for plain lines."""
-    if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
-        return None
-    from rich.console import Console
+def _display(request: VerifyRequest, env: Any, gates: list[Any]) -> tuple[Any, Any, Any]:
+    """What to show (opsctl/output.py decides), the console it goes to, and what hears of each
+    check as it runs: the live table, the plain lines, or nothing."""
+    from checks.registry import CHECKS
+    from opsctl.console import LiveTable, PlainProgress, make_console
+    from opsctl.output import decide
 
-    return Console()
+    output = decide(
+        request.progress,
+        request.color,
+        request.as_json,
+        os.environ,
+        sys.stdout.isatty(),
+        sys.stderr.isatty(),
+    )
+    console = make_console(output, sys.stderr if output.to_stderr else sys.stdout)
+    progress: LiveTable | PlainProgress | None = None
+    if output.progress == "live":
+        progress = LiveTable(gates, console)
+    elif output.progress == "plain":
+
+        def talks_to_bot(check_id: str) -> bool:
+            return check_id in CHECKS and CHECKS[check_id].needs_target
+
+        progress = PlainProgress(console, talks_to_bot, env.expect.wake_timeout_s)
+    return output, console, progress
 
 
-def show(run: RunResult, as_json: bool) -> None:
-    """The run on stdout: JSON, a rich table on a terminal, plain lines otherwise."""
-    if as_json:
+def show(run: RunResult, output: Any, console: Any, progress: Any) -> None:
+    """The run on stdout, verdict first: JSON, rich's table, the summary after the plain lines,
+    or every line of it."""
+    from evidence.formats.text import text_lines
+    from opsctl.console import PlainProgress, print_lines, print_run, print_summary
+
+    if output.final == "json":
         from evidence.formats.json_format import render_json
 
         click.echo(render_json(run), nl=False)
-        return
-    console = rich_console()
-    if console is None:
-        from evidence.formats.text import render_text
-
-        click.echo(render_text(run), nl=False)
-    else:
-        from opsctl.console import print_run
-
+        if isinstance(progress, PlainProgress):  # the lines on stderr end with the verdict
+            print_lines(text_lines(run)[:1], console)
+    elif output.final == "table":
         print_run(run, console)
+    elif output.final == "summary" and isinstance(progress, PlainProgress):
+        print_summary(run, console, progress)
+    else:
+        print_lines(text_lines(run), console)
 
 
 def _sync_run_to_notion(

@@ -32,7 +32,10 @@ def opsctl(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_a_blocking_gate_that_never_ran_is_not_a_pass() -> None:
     """`--only P2.6 --skip P2.1` said `PASS: every blocking gate passed` and exited 0."""
-    done = opsctl("verify", "--env", "local", "--only", "P2.6", "--skip", "P2.1", "--no-evidence")
+    done = opsctl(
+        "verify", "--env", "local", "--only", "P2.6", "--skip", "P2.1", "--no-evidence",
+        "--progress", "none",  # the final text alone: its first line is the verdict
+    )  # fmt: skip
     verdict = done.stdout.splitlines()[0]
     assert done.returncode == 1, done.stdout + done.stderr
     assert verdict.startswith("BLOCKED: gate P2.6 Security: needs P2.1 (SKIP) ("), verdict
@@ -92,7 +95,10 @@ def test_a_waived_gate_and_what_it_blocks_in_every_format(tmp_path: Path) -> Non
     assert suites.find("testsuite[@name='P2.4']/testcase/skipped").get("message") == (  # type: ignore[union-attr]
         f"not run: {partial}"
     )
-    text = opsctl("verify", "--env", "local", "--only", "P2.6", "--config", config, "--no-evidence")
+    text = opsctl(
+        "verify", "--env", "local", "--only", "P2.6", "--config", config, "--no-evidence",
+        "--progress", "none",
+    )  # fmt: skip
     assert text.returncode == 1 and "Traceback" not in text.stderr
     assert text.stdout.startswith("BLOCKED: gate P2.6 Security: needs P2.1 (DOCUMENTED-BLOCKED)")
 

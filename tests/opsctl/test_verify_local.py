@@ -24,7 +24,9 @@ def opsctl(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 def test_verify_local_passes_p21_and_p22(tmp_path: Path) -> None:
     junit = tmp_path / "out" / "verify.xml"
-    done = opsctl("verify", "--env", "local", "--junit", str(junit), "--no-evidence")
+    done = opsctl(
+        "verify", "--env", "local", "--junit", str(junit), "--no-evidence", "--progress", "none"
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     # P2.4 Notion is advisory: without NOTION_TOKEN and `notion init` its check is an ERROR.
@@ -74,6 +76,6 @@ def test_skip_and_check(tmp_path: Path) -> None:
     assert status["P2.1"] == ("SKIP", "skipped with --skip")
     assert status["P2.6"] == ("BLOCKED", "needs P2.1 (SKIP)")
     assert status["P2.2"][0] == "PASS"
-    one = opsctl("check", "audio", "--env", "local")
+    one = opsctl("check", "audio", "--env", "local", "--progress", "none")
     assert one.returncode == 0
     assert one.stdout.splitlines()[0] == "PASS: every blocking gate passed (1 PASS)"
