@@ -27,6 +27,7 @@ INSIDE_TEST_RUN = "OPSCTL_INSIDE_TEST_RUN"
 NO_TESTS_COLLECTED = 5
 SUITE_TIMEOUT_S = 1800.0
 COUNTED = ("tests", "failures", "errors", "skipped")  # what a JUnit file's suites count
+FAILED_NAMED = 20  # failing tests named in the result; the rest are counted ("and N more")
 
 
 def pytest_args(repo: RepoSettings, out: Path) -> list[str]:
@@ -76,6 +77,45 @@ def junit_counts(path: Path) -> dict[str, int]:
         for key in counts:
             counts[key] += int(suite.get(key, 0))
     return counts
+
+
+def failed_tests(junit_xml: str, root: Path) -> list[dict[str, str]]:
+    """Each failed or erroring test in the JUnit text, in its order: {'test': the pytest node id
+    (runnable as `pytest ID` from `root`), 'message': the first line of the failure message}."""
+    if not junit_xml.strip():
+        return []
+    try:
+        tree = ElementTree.fromstring(junit_xml)  # noqa: S314 - written by the pytest we ran
+    except ElementTree.ParseError:
+        return []  # a suite killed mid-write: the counts (zero) and tests-output.txt say so
+    failed = []
+    for case in tree.iter("testcase"):
+        problem = case.find("failure")
+        if problem is None:
+            problem = case.find("error")
+        if problem is None:
+            continue
+        message = (problem.get("message") or "").strip().splitlines()
+        failed.append(
+            {
+                "test": _node_id(case.get("classname", ""), case.get("name", ""), root),
+                "message": message[0][:200] if message else "",
+            }
+        )
+    return failed
+
+
+def _node_id(classname: str, name: str, root: Path) -> str:
+    """pytest's node id ('tests/test_app.py::TestK::test_b[2]') from JUnit's dotted classname
+    ('tests.test_app.TestK'): the longest dotted prefix that is a file under `root` is the module.
+    A collection error has no classname and names the module ('tests.test_broken')."""
+    parts = classname.split(".") if classname else name.split(".")
+    rest = [name] if classname else []
+    for cut in range(len(parts), 0, -1):
+        module = "/".join(parts[:cut]) + ".py"
+        if (root / module).is_file():
+            return "::".join([module, *parts[cut:], *rest])
+    return "::".join(filter(None, [classname, name]))
 
 
 # What else the suite's outcome depends on besides the files: variables that steer pytest,
@@ -210,6 +250,9 @@ class TestSuiteCheck(Check):
             "inputs_digest": inputs,
             "reused_from": suite.reused_from or None,
         }
+        failed = failed_tests(suite.reports.get("tests-junit.xml", ""), repo.root)
+        details["failed_tests"] = failed[:FAILED_NAMED]
+        details["failed_tests_more"] = max(0, len(failed) - FAILED_NAMED)
         if code == NO_TESTS_COLLECTED or (code in (0, 1) and counts["tests"] == 0):
             return self.result(
                 Status.FAIL,

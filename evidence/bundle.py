@@ -98,16 +98,32 @@ def render_files(inputs: BundleInputs, redactor: Redactor | None = None) -> dict
         signoffs=[asdict(s) for s in inputs.signoffs],
         transcripts=sorted(transcripts),
     )
+    reports = {f"reports/{name}": text for name, text in inputs.reports.items()}
+    # What the summary and the report link: every file of the bundle but the report itself.
+    linked = ["summary.md", "run.json", "junit.xml", MANIFEST, *sorted(reports), *transcripts]
     files = {
         "run.json": json.dumps(data, indent=2, ensure_ascii=False) + "\n",
         "summary.md": render_summary(
-            run, inputs.definitions, links, inputs.signoffs, inputs.outcome
+            run,
+            inputs.definitions,
+            links,
+            inputs.signoffs,
+            inputs.outcome,
+            files=linked,
+            made_by=f"opsctl {inputs.tool_version}, commit {inputs.git_commit}",
         ),
         "junit.xml": render_junit(run),
-        "report.html": render_html(run, inputs.outcome),
+        "report.html": render_html(
+            run,
+            inputs.outcome,
+            tool_version=inputs.tool_version,
+            git_commit=inputs.git_commit,
+            transcripts=links,
+            files=linked,
+        ),
         **transcripts,
+        **reports,
     }
-    files.update({f"reports/{name}": text for name, text in inputs.reports.items()})
     return files
 
 
