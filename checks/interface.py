@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from checks.statuses import SEVERITY as SEVERITY
 from checks.statuses import Status as Status
 from checks.statuses import worst as worst
-from checks.target import Waker
 
 if TYPE_CHECKING:  # httpx is imported only when checks run (opsctl --version stays fast)
     import httpx
+
+    from checks.target import Waker
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ class CheckContext:
     notion: NotionSettings | None = None
     cache: ResultCache | None = None
     """None: nothing is reused or kept (`--fresh` gives a cache that only keeps)."""
-    waker: Waker = field(default_factory=Waker)
+    waker: Waker = field(default_factory=lambda: _new_waker())
     """The run's one wake of the target: the runner awaits it before a check that talks to the
     bot, so a sleeping instance is slow, not red; /health reports its time as the cold start."""
     account_sid_env: str = "TWILIO_ACCOUNT_SID"
@@ -235,3 +236,11 @@ class Check(ABC):
     ) -> CheckResult:
         """A result of this check (the runner fills in the duration)."""
         return CheckResult(self.id, self.title, status, reason, hint, 0.0, dict(details or {}))
+
+
+def _new_waker() -> Waker:
+    # checks.target brings asyncio, ssl and socket: loading opsctl.toml (whose settings
+    # are defined here) should not pay for them (issue 17).
+    from checks.target import Waker
+
+    return Waker()

@@ -260,3 +260,37 @@ def test_version_imports_no_heavy_library() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.splitlines() == ["opsctl, version 0.1.0", "[]"]
+
+
+def _load_in_a_fresh_process(config: Path, cache: Path) -> tuple[int, str]:
+    """(exit code, whether jsonschema was imported) of loading `config` in a new interpreter."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from checks.registry import CHECKS\n"
+        "from opsctl.config import ConfigError, load_config\n"
+        "try:\n"
+        f"    load_config(__import__('pathlib').Path({str(config)!r}), CHECKS)\n"
+        "except ConfigError as exc:\n"
+        "    print('jsonschema' in sys.modules); sys.exit(2)\n"
+        "print('jsonschema' in sys.modules)\n"
+    )
+    env = {**os.environ, "OPSCTL_CACHE_DIR": str(cache)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO_ROOT
+    )
+    return done.returncode, done.stdout.strip()
+
+
+def test_a_content_that_passed_the_schema_is_not_validated_again(tmp_path: Path) -> None:
+    config = tmp_path / "opsctl.toml"
+    config.write_text((REPO_ROOT / "opsctl.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    cache = tmp_path / "cache"
+    assert _load_in_a_fresh_process(config, cache) == (0, "True")  # validated, remembered
+    assert _load_in_a_fresh_process(config, cache) == (0, "False")  # same bytes: no jsonschema
+    text = config.read_text(encoding="utf-8").replace("[defaults]\n", "[defaults]\nbogus = 1\n", 1)
+    config.write_text(text, encoding="utf-8")
+    assert _load_in_a_fresh_process(config, cache) == (2, "True")  # changed: validated, refused
+    assert _load_in_a_fresh_process(config, cache) == (2, "True")  # a refusal is never kept
