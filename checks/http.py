@@ -91,6 +91,10 @@ class HealthCheck(Check):
             "p50_ms": round(p50, 1),
             "p95_ms": round(p95, 1),
             "max_ms": round(worst_ms, 1),
+            # The limits judged against, so the evidence (the report's chart) can draw them.
+            "latency_warn_ms": expect.latency_warn_ms,
+            "latency_fail_ms": expect.latency_fail_ms,
+            "cold_start_budget_s": expect.cold_start_budget_s,
         }
         if len(failed) * 2 > len(samples):
             return self.result(

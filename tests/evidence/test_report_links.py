@@ -132,11 +132,6 @@ def test_the_report_and_the_summary_name_the_commit_and_the_version(verified: Pa
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="checks/http.py does not record latency_warn_ms/latency_fail_ms in the health "
-    "check's details yet (asked of the lead): remove this mark when it does",
-)
 def test_the_chart_draws_the_environments_limits(verified: Path) -> None:
     page = Page((verified / "report.html").read_text())
     assert f"warn: p50 over {WARN_MS} ms" in page.visible
