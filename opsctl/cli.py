@@ -160,14 +160,16 @@ progress_option = click.option(
     default="auto",
     show_default=True,
     help="live: a table redrawn in place; plain: one line per finished check (pipes, CI); "
-    "none: only the verdict. auto: live on a terminal, else plain.",
+    "none: only the verdict. auto: live on a terminal, else plain. With --json, progress "
+    "goes to stderr (auto: live if stderr is a terminal, else none).",
 )
 color_option = click.option(
     "--color",
     type=click.Choice(["auto", "always", "never"]),
     default="auto",
     show_default=True,
-    help="auto: colour on a terminal, unless NO_COLOR is set (FORCE_COLOR forces it).",
+    help="auto: colour on a terminal, unless NO_COLOR is set; FORCE_COLOR forces it "
+    "(NO_COLOR wins over FORCE_COLOR).",
 )
 env_file_option = click.option(
     "--env-file",

@@ -234,7 +234,8 @@ def test_plain_output_puts_the_verdict_first(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     config = fault_config(target("wrong_component"))
-    code = main(["verify", "--env", "fault", "--config", str(config), "--env-file", str(env_file)])
+    args = ["--config", str(config), "--env-file", str(env_file), "--progress", "none"]
+    code = main(["verify", "--env", "fault", *args])  # none: the final text alone
     out, err = capsys.readouterr()
     lines = out.splitlines()
     assert code == 1 and err == ""

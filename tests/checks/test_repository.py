@@ -292,8 +292,10 @@ def test_planted_token_never_reaches_output_or_evidence(small_repo: Path, tmp_pa
         f'[repository]\nroot = "{small_repo}"\n'
         '\n[gates.SEC]\ntitle = "Security"\nchecks = ["secrets", "hygiene"]\n'
     )
+    # --progress none: the final text alone, whose first line is the verdict.
+    command = ["verify", "--env", "repo", "--config", str(config), "--progress", "none"]
     done = subprocess.run(
-        [sys.executable, "-m", "opsctl.cli", "verify", "--env", "repo", "--config", str(config)],
+        [sys.executable, "-m", "opsctl.cli", *command],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -37,9 +37,9 @@ def closed_port() -> int:
 
 
 def verify(config: Path, env_file: Path, *extra: str) -> int:
-    return main(
-        ["verify", "--env", "fault", "--config", str(config), "--env-file", str(env_file), *extra]
-    )
+    """`opsctl verify` without progress lines: the output's first line is the verdict."""
+    args = ["--config", str(config), "--env-file", str(env_file), "--progress", "none", *extra]
+    return main(["verify", "--env", "fault", *args])
 
 
 def test_verify_notion_with_notion_down_keeps_the_verdict_and_queues_the_sync(
