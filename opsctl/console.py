@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from checks.interface import CheckResult
+from evidence.formats.shared import repeats_a_check
 from evidence.formats.text import Line, check_line, text_lines
 from opsctl.config import Gate
 from opsctl.output import Output
@@ -161,7 +162,7 @@ def print_run(run: RunResult, console: Console) -> None:
             Text(gate.status.value, style=gate.status.meaning.style),
             Text(f"{gate.gate_id} {gate.title}{advisory}{tries}", style="bold"),
             f"{gate.duration_s:.2f}s" if gate.checks else "",
-            gate.reason,
+            "" if repeats_a_check(gate, gate.checks) else gate.reason,  # said once, below
         )
         for check in gate.checks:
             reason = Text(check.reason)

@@ -78,7 +78,8 @@ def execute(request: VerifyRequest) -> ExitCode:
     evidence_root = None
     if request.check_id is None and not request.no_evidence:
         evidence_root = request.evidence_dir or config.evidence.dir
-    output, console, progress = _display(request, env, gates)
+    # The live table lists what will run: a gate left out by --skip never leaves 'waiting'.
+    output, console, progress = _display(request, env, [g for g in gates if g.id not in skipped])
     run, bundle = _run(
         request, config, env, gates, skipped, scope, environ, capture, evidence_root, progress
     )

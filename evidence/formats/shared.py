@@ -18,8 +18,13 @@ def own_reason(gate: GateResult) -> str:
     ('CHECK: its reason'), or a passed gate's count of its rows ('4 checks passed')."""
     if gate.checks and gate.status is Status.PASS:
         return ""
-    repeated = {f"{check.check_id}: {check.reason}" for check in gate.checks}
-    return "" if gate.reason in repeated else gate.reason
+    return "" if repeats_a_check(gate, gate.checks) else gate.reason
+
+
+def repeats_a_check(gate: GateResult, shown: Iterable[CheckResult]) -> bool:
+    """Whether the gate's reason is only one of the `shown` checks' own ('CHECK: its reason'),
+    which its row already says."""
+    return gate.reason in {f"{check.check_id}: {check.reason}" for check in shown}
 
 
 def reports_named(check: CheckResult, files: Iterable[str]) -> list[str]:

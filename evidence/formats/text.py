@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 from checks.interface import CheckResult
 from checks.statuses import Status
+from evidence.formats.shared import repeats_a_check
 from opsctl.results import GateResult, RunResult
 
 # Which checks a listing shows; the whole run by default.
@@ -45,20 +46,22 @@ def text_lines(run: RunResult, shows: CheckFilter = _every_check) -> list[Line]:
     for gate in run.gates:
         kind = "" if gate.blocking else " (advisory)"
         tries = f" after {len(gate.attempts)} attempts" if len(gate.attempts) > 1 else ""
+        shown = [check for check in gate.checks if shows(gate, check)]
+        # Said once: not on the gate's line when a check's line below says the same.
+        reason = "" if repeats_a_check(gate, shown) else f": {gate.reason}"
         lines.append(
             Line(
                 "",
                 f"{gate.status.value:<7} ",
                 gate.status,
-                f"{gate.gate_id} {gate.title}{kind}{tries}: {gate.reason}",
+                f"{gate.gate_id} {gate.title}{kind}{tries}{reason}",
             )
         )
-        for check in gate.checks:
-            if shows(gate, check):
-                lines.append(check_line(check, indent="  "))
-                hint = hint_line(check, indent="  ")
-                if hint is not None:
-                    lines.append(hint)
+        for check in shown:
+            lines.append(check_line(check, indent="  "))
+            hint = hint_line(check, indent="  ")
+            if hint is not None:
+                lines.append(hint)
     return lines
 
 

@@ -279,6 +279,18 @@ def test_the_same_run_is_live_on_a_terminal_and_plain_in_a_pipe(
     assert "\nFAIL    P2.3 metrics (" in text
 
 
+def test_the_live_table_lists_only_the_gates_that_will_run(
+    fake_run: tuple[list[str], dict[str, str]],
+) -> None:
+    """A gate left out by --skip is no row 'waiting' for ever: it is not in the live table."""
+    command, environ = fake_run
+    _, screen = read_terminal([*command, "--skip", "P2.2"], environ)
+    frames = SGR.sub("", screen).splitlines()
+    assert any("P2.1" in line and "webhook" in line for line in frames), screen
+    live_rows = [line for line in frames if "waiting" in line or "running" in line]
+    assert live_rows and not any("P2.2" in line for line in live_rows), live_rows
+
+
 def test_json_keeps_stdout_pure_and_plain_lines_go_to_stderr(
     fake_run: tuple[list[str], dict[str, str]],
 ) -> None:
