@@ -44,6 +44,10 @@ class NotionSetupError(NotionError):
     exit_code = ExitCode.USAGE
 
 
+class NotionNotFound(NotionSetupError):
+    """403/404: the object is gone, in the trash or not shared with the integration."""
+
+
 class NotionConflict(NotionError):
     """409 conflict_error: someone wrote the same object; read again and redo."""
 
@@ -345,7 +349,7 @@ def _translate(what: str, error: Exception) -> NotionError:
     if status == 401:
         return NotionSetupError("Notion rejected the token: check NOTION_TOKEN")
     if status in (403, 404):
-        return NotionSetupError(
+        return NotionNotFound(
             f"{what}: Notion says {code or status}: not found or not shared with the "
             "integration; fix: open it in Notion, ... > Connections, and add the integration "
             "NOTION_TOKEN belongs to"

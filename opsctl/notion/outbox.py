@@ -77,20 +77,23 @@ class Outbox:
 
     A change from a later run replaces a queued one for the same row: Notion only needs the
     latest state; in Notion, the row's date guard (schema.Table.newer_guard) does the same.
-    Beside it: the changes Notion refused (`refused_path`), and two lock files: a short one for
-    every rewrite of the files, and the sender's, held for a whole sync (or init), so that
-    queueing never waits for a sync and two syncs never send at once.
+    Beside it: the changes Notion refused (`refused_path`), the schemas last read from Notion
+    (`schema_path`, kept.py), and two lock files: a short one for every rewrite of the files,
+    and the sender's, held for a whole sync (or init), so that queueing never waits for a sync
+    and two syncs never send at once.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.refused_path = path.with_name(f"{path.stem}.refused{path.suffix or '.json'}")
         self._sender_lock = path.with_name(path.name + ".sending")
+        self.schema_path = path.with_name(f"{path.stem}.schema{path.suffix or '.json'}")
+        """The databases' schemas as last read (kept.py): a sync reads them only when needed."""
 
     # --- locks -------------------------------------------------------------------------------
 
     @contextmanager
-    def _files_locked(self) -> Iterator[None]:
+    def files_locked(self) -> Iterator[None]:
         """Hold the lock of the files for one read-modify-write."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.with_name(self.path.name + ".lock").open("a") as handle:
@@ -153,13 +156,13 @@ class Outbox:
 
     def add(self, changes: Iterable[RowChange]) -> None:
         """Queue `changes` behind what is pending (replacing older changes to the same row)."""
-        with self._files_locked():  # a sync running elsewhere may be rewriting the file
+        with self.files_locked():  # a sync running elsewhere may be rewriting the file
             self._save(_merged(self.pending(), changes))
 
     def confirm(self, change: RowChange) -> None:
         """Notion holds `change`: drop it from the queue (unless a newer one replaced it), and
         drop the refused changes of that row it makes obsolete."""
-        with self._files_locked():
+        with self.files_locked():
             self._save([c for c in self.pending() if not c.same_run(change)])
             refused = self.refused()
             kept = [
@@ -173,7 +176,7 @@ class Outbox:
 
     def defer(self, change: RowChange, unconfirmed_create: str) -> None:
         """Keep `change` queued, marked with the time its create went unanswered."""
-        with self._files_locked():
+        with self.files_locked():
             marked = replace(change, unconfirmed_create=unconfirmed_create)
             self._save([marked if c.same_run(change) else c for c in self.pending()])
 
@@ -188,14 +191,14 @@ class Outbox:
 
     def refuse(self, change: RowChange, code: str, why: str, at: str) -> None:
         """Set `change` aside (out of the queue) with Notion's reason, so the rest can go."""
-        with self._files_locked():
+        with self.files_locked():
             self._save([c for c in self.pending() if not c.same_run(change)])
             others = [r for r in self.refused() if not r.change.same_run(change)]
             self._save_refused([*others, Refused(change, code, " ".join(why.split()), at)])
 
     def retry_refused(self) -> int:
         """Put every refused change back in the queue (a newer queued change still wins)."""
-        with self._files_locked():
+        with self.files_locked():
             refused = self.refused()
             if not refused:
                 return 0
@@ -208,7 +211,7 @@ class Outbox:
 
     def save(self, changes: list[RowChange]) -> None:
         """Replace the queue with `changes`."""
-        with self._files_locked():
+        with self.files_locked():
             self._save(changes)
 
     def _save(self, changes: list[RowChange]) -> None:

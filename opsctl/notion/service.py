@@ -19,6 +19,7 @@ from opsctl.notion.gateway import (
     notion_client,
     pace_file,
 )
+from opsctl.notion.kept import KeptSchemas
 from opsctl.notion.outbox import Outbox, Refused, RowChange
 from opsctl.notion.rows import run_changes as run_changes
 from opsctl.notion.sync import Database, NotionSync, SyncReport
@@ -63,6 +64,7 @@ def init(
     ids: dict[str, str] = {}
     columns: dict[str, dict[str, str]] = {}
     with sync.outbox.sending(None, on_wait):
+        sync.kept.drop()  # init reads every schema; one it cannot read must not be used later
         databases = {}
         for table in configured_tables(config.notion).values():
             database, done = sync.ensure(
@@ -79,6 +81,8 @@ def init(
         lines += sync.notes
         store_ids(config.path, parent=parent, **ids)
         store_property_ids(config.path, columns)
+        # Kept for the settings just written: the next sync sends its queries only.
+        sync.keep(linked, {name: (db.database_id, columns[name]) for name, db in linked.items()})
     lines.append(f"saved the database ids and their columns' ids in {config.path} [notion]")
     return lines
 
@@ -126,7 +130,8 @@ def _add_before_trailing(table: Any, key: Any, value: Any) -> None:
 
 
 def open_databases(sync: NotionSync, config: Config) -> dict[str, Database]:
-    """The configured databases, their schemas checked (and missing columns added)."""
+    """The configured databases, their schemas checked (and missing columns added), or as kept
+    from the last read for the same settings (kept.py: no request)."""
     databases = {}
     for table in configured_tables(config.notion).values():
         database_id = config.notion.database_id(table.name)
@@ -138,7 +143,9 @@ def open_databases(sync: NotionSync, config: Config) -> dict[str, Database]:
         databases[table.name] = sync.open(
             table, database_id, config.notion.property_ids.get(table.name, {})
         )
-    return sync.link(databases)
+    linked = sync.link(databases)
+    sync.keep(linked)
+    return linked
 
 
 def evidence_link(config: Config, bundle: Path) -> str:
@@ -189,6 +196,15 @@ def status_lines(outbox: Outbox) -> list[str]:
         lines += [f"  {_row(r.change)}: refused {r.at}: {_why(r)}" for r in refused]
     else:
         lines.append("nothing refused by Notion")
+    kept = KeptSchemas(outbox.schema_path, outbox.files_locked)
+    checked = [f"{name} {at}" for name, at in kept.checked()]
+    if checked:
+        lines.append(
+            f"Notion schemas last read: {', '.join(checked)} (kept in {kept.path}; read again "
+            "by opsctl notion init, or by a sync when Notion refuses a change on them)"
+        )
+    else:
+        lines.append("no Notion schema kept: the next sync reads them")
     return lines
 
 

@@ -19,9 +19,11 @@ from opsctl.notion.gateway import (
     NotionError,
     NotionGateway,
     NotionMaybeDone,
+    NotionNotFound,
     NotionRefused,
     NotionSetupError,
 )
+from opsctl.notion.kept import KeptSchema, KeptSchemas, retitled
 from opsctl.notion.links import link_config, to_add
 from opsctl.notion.outbox import Outbox, RowChange
 from opsctl.notion.schema import LINKED_TYPES, Layout, Table, resolve
@@ -46,6 +48,16 @@ class NotionUnconfirmed(NotionError):
     """A create went unanswered and its row is not there (yet): created again only later."""
 
 
+class SchemaMoved(NotionError):
+    """The rows Notion returned lack a column of a kept schema, or hold it with another type."""
+
+
+# What Notion answers a request that names a column the data source no longer has, or gives a
+# value of another type (https://developers.notion.com/reference/errors: 400 validation_error),
+# or one aimed at a data source gone (404 object_not_found): with a kept schema, read it again.
+STALE_SCHEMA = (NotionRefused, NotionNotFound, SchemaMoved)
+
+
 @dataclass(frozen=True)
 class Database:
     """A database we found or made, and the data source its rows live in."""
@@ -55,6 +67,9 @@ class Database:
     data_source_id: str
     layout: Layout = field(default_factory=lambda: Layout({}, {}))
     """Where our columns are (by property id); empty: by their names."""
+    kept: bool = False
+    """The layout is the one kept from an earlier read (kept.py), not read by this process: a
+    request Notion refuses on it reads the schema again."""
 
     def prop(self, column: str) -> str:
         """The property id to filter or write `column` by."""
@@ -140,6 +155,11 @@ class NotionSync:
         """How long after an unanswered create its row may still appear."""
         self.notes: list[str] = []
         """What opening the databases found or repaired (a rename followed, columns added)."""
+        self.kept = KeptSchemas(outbox.schema_path, outbox.files_locked)
+        self._opened: dict[str, tuple[Table, str, Mapping[str, str]]] = {}
+        """Our table's name -> (the table, database id, pinned ids) it was opened with."""
+        self._said: set[tuple[str, str]] = set()
+        """(table, column) whose rename, seen in rows, is in `notes` already."""
 
     # --- databases -------------------------------------------------------------------------
 
@@ -156,6 +176,7 @@ class NotionSync:
         Returns it (its layout found) and what was done ('reused', 'found', 'created', plus
         any repair). `pinned`: our column -> property id, as recorded before.
         """
+        self._opened[table.name] = (table, known_id, pinned)  # init's keep() says what is recorded
         if table.names:  # the team's database: checked, never made or repaired
             return self.open_team(
                 table, known_id
@@ -182,11 +203,20 @@ class NotionSync:
 
     def open(self, table: Table, database_id: str, pinned: Mapping[str, str] = {}) -> Database:
         """A configured database, its columns found by id, missing ones added; what was found
-        or done is kept in `notes`."""
-        if table.names:
+        or done is kept in `notes`. The schema kept from the last read for these settings is
+        used without a request (kept.py)."""
+        self._opened[table.name] = (table, database_id, pinned)
+        kept = self.kept.get(table, database_id, pinned)
+        if kept is not None:
+            table = retitled(table, kept.title)
+            database = Database(table, kept.database_id, kept.data_source_id, kept.layout, True)
+            if table.names:
+                return database
+        elif table.names:
             return self.open_team(table, database_id)
-        database, done = self._repair(self.database(table, database_id), pinned, "")
-        self.notes += [f"{table.title!r}: {part}" for part in done.split("; ") if part]
+        else:
+            database, done = self._repair(self.database(table, database_id), pinned, "")
+            self.notes += [f"{table.title!r}: {part}" for part in done.split("; ") if part]
         ids = database.layout.ids.items()
         by_name = [c for c, pid in ids if pid != "title" and pinned.get(c) != pid]
         if by_name:
@@ -219,6 +249,53 @@ class NotionSync:
             data_source_id=database.data_source_id,
         )
         return dict(source.get("properties", {}))
+
+    def keep(
+        self,
+        databases: Mapping[str, Database],
+        recorded: Mapping[str, tuple[str, Mapping[str, str]]] | None = None,
+    ) -> None:
+        """Keep the schemas this process read (kept.py), for the settings they were opened with,
+        or for those `recorded` (init: database id and pinned ids, as it wrote them)."""
+        for name, database in databases.items():
+            if database.kept or name not in self._opened:
+                continue
+            table, database_id, pinned = self._opened[name]
+            if recorded is not None:
+                database_id, pinned = recorded[name]
+            found = KeptSchema(
+                database.database_id,
+                database.data_source_id,
+                database.layout,
+                database.table.title,
+                self._stamp(),
+            )
+            self.kept.keep(table, database_id, pinned, found)
+
+    def _read_again(self, databases: dict[str, Database], name: str, error: NotionError) -> bool:
+        """Whether Notion's `error` came from a kept schema gone stale: if the database's layout
+        was kept, read it again (columns added as open() does, NotionSetupError for a retyped
+        one) and keep that; True when the schema had indeed moved (the request is worth redoing)."""
+        before = databases.get(name)
+        if before is None or not before.kept or name not in self._opened:
+            return False
+        if isinstance(error, NotionRefused) and error.code != "validation_error":
+            return False
+        self.kept.drop(name)
+        table, database_id, pinned = self._opened[name]
+        self.notes.append(
+            f"{table.title!r}: its schema, kept from an earlier read, was read again: {error}"
+        )
+        fresh = self.open(table, database_id, pinned)
+        linked = self.link({**databases, name: fresh})
+        self.keep(linked)
+        databases.update(linked)
+        after = databases[name]
+        moved = (after.data_source_id, dict(after.layout.ids))
+        return isinstance(error, SchemaMoved) or moved != (
+            before.data_source_id,
+            dict(before.layout.ids),
+        )
 
     def count_rows(self, database: Database, column: str, value: str) -> int:
         """Rows whose select `column` is `value` (read-only)."""
@@ -310,24 +387,38 @@ class NotionSync:
         Another process sending is waited for, at most `wait_s` (None: as long as it takes).
         """
         report = SyncReport(notes=list(self.notes))
+        said = len(self.notes)
         try:
             # One writer at a time: two syncs would both create a row.
             with self.outbox.sending(wait_s, on_wait):
                 self._send(databases, report)
         except OpsctlError as error:  # NotionError, or OutboxBusy
             report.error, report.exit_code = str(error), error.exit_code
+        report.notes += self.notes[said:]  # a schema read again, a rename seen in the rows
         report.pending = len(self.outbox.pending())
         report.count(self.gateway)
         return report
 
-    def _send(self, databases: Mapping[str, Database], report: SyncReport) -> None:
+    def _send(self, opened: Mapping[str, Database], report: SyncReport) -> None:
         """Each queued change: confirmed, refused (set aside), deferred, or left by an error."""
+        databases = dict(opened)  # a kept schema read again replaces its database here
         queue = self.outbox.pending()
         current = self._rows_by_key(databases, queue)
         again: list[RowChange] = []  # their relations point at rows made after them
         for change in chain(queue, again):
             try:
-                if self._apply_linked(databases, change, current, queue, report, again):
+                try:
+                    later = self._apply_linked(databases, change, current, queue, report, again)
+                except STALE_SCHEMA as error:
+                    # Never set aside for a kept schema gone stale: read it, then redo once.
+                    if not self._read_again(databases, change.table, error):
+                        raise
+                    # Its rows again, as the schema read now shows them.
+                    for row in [row for row in current if row[0] == change.table]:
+                        del current[row]
+                    current.update(self._rows_by_key(databases, queue, change.table))
+                    later = self._apply_linked(databases, change, current, queue, report, again)
+                if later:
                     continue  # applied once more at the end, when those rows exist
             except NotionRefused as error:
                 self.outbox.refuse(change, error.code, str(error), self._stamp())
@@ -345,21 +436,36 @@ class NotionSync:
         return self.now().astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
     def _rows_by_key(
-        self, databases: Mapping[str, Database], queue: Sequence[RowChange]
+        self, databases: dict[str, Database], queue: Sequence[RowChange], only: str = ""
     ) -> dict[tuple[str, str], list[dict[str, Any]]]:
-        """The existing rows of every queued key, few queries (keys batched in `or` filters)."""
+        """The existing rows of every queued key (of the `only` table, if given), few queries
+        (keys batched in `or` filters); a kept schema refused on the way is read again."""
         found: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for name, database in databases.items():
+        for name in [only] if only else list(databases):
             tables = {n: db.table for n, db in databases.items()}
             keys = sorted(
                 {c.key for c in queue if c.table == name}
-                | links.referenced(queue, database.table, tables)
+                | links.referenced(queue, databases[name].table, tables)
             )
-            for start in range(0, len(keys), KEYS_PER_QUERY):
-                for row in self._query(database, list(keys[start : start + KEYS_PER_QUERY])):
-                    key = _key_of(database.table, row)
-                    found.setdefault((name, key), []).append(row)
+            try:
+                rows = self._rows_with_keys(databases[name], keys)
+            except STALE_SCHEMA as error:
+                if not self._read_again(databases, name, error):
+                    raise
+                rows = self._rows_with_keys(databases[name], keys)
+            for key, row in rows:
+                found.setdefault((name, key), []).append(row)
         return found
+
+    def _rows_with_keys(
+        self, database: Database, keys: Sequence[str]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """(key, row) of every row whose key is one of `keys`."""
+        return [
+            (_key_of(database.table, row), row)
+            for start in range(0, len(keys), KEYS_PER_QUERY)
+            for row in self._query(database, list(keys[start : start + KEYS_PER_QUERY]))
+        ]
 
     def _query(self, database: Database, keys: Sequence[str]) -> list[dict[str, Any]]:
         table = database.table
@@ -374,8 +480,36 @@ class NotionSync:
             # The oldest row of a key is the one kept when duplicates are collapsed.
             sorts=[{"timestamp": "created_time", "direction": "ascending"}],
         )
+        if database.kept:
+            self._observe(database, rows[:1])  # every row of a data source has its columns
         ours = [database.layout.ours(row) if database.layout.ids else row for row in rows]
         return [row for row in ours if _key_of(table, row) in keys]
+
+    def _observe(self, database: Database, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Check a kept layout against rows Notion returned (queried, made or patched), which
+        show every column of their data source (https://developers.notion.com/reference/page:
+        `properties`): SchemaMoved
+        when one of ours is gone or retyped (or, in a team's database, renamed); a rename of
+        one of ours is followed by its id, and said once, as a read of the schema says it."""
+        table = database.table
+        for row in rows:
+            by_id = {str(p.get("id")): (n, p) for n, p in row.get("properties", {}).items()}
+            for column, property_id in database.layout.ids.items():
+                name, prop = by_id.get(property_id, ("", {}))
+                expected = table.column(column).type
+                wanted = table.names.get(column, column)
+                if prop.get("type") != expected or (table.names and name != wanted):
+                    now = f"is {prop['type']}" if prop else "is gone"
+                    raise SchemaMoved(
+                        f"{table.title!r}: column {column!r} {now} in the rows Notion returned"
+                    )
+                said = (table.name, column) in self._said
+                if not table.names and name != column and not said:
+                    self._said.add((table.name, column))
+                    self.notes.append(
+                        f"{table.title!r}: column {column!r} is called {name!r} in Notion: "
+                        "followed by its id"
+                    )
 
     def _apply(
         self,
@@ -429,6 +563,8 @@ class NotionSync:
                     **({"children": json.loads(change.page)} if change.page else {}),
                     properties=database.properties({table.key: change.key, **change.values}),
                 )
+                if database.kept:  # a column not written (a rollup) may have moved as well
+                    self._observe(database, [page])
                 return [database.layout.ours(page) if database.layout.ids else page]
             except NotionMaybeDone as error:
                 # It may have been made before the answer was lost: look before making another.
@@ -485,12 +621,14 @@ class NotionSync:
         if not different:
             report.unchanged += 1
             return
-        self.gateway.send(  # a PATCH of the same values is safe to repeat
+        page = self.gateway.send(  # a PATCH of the same values is safe to repeat
             f"updating {table.title!r} row {change.key}",
             self.client.pages.update,
             page_id=row["id"],
             properties=database.properties(different),
         )
+        if database.kept:  # before counting: a redo after a schema read finds it done
+            self._observe(database, [page])
         report.updated += 1
 
     def _from_the_future(
@@ -529,7 +667,7 @@ class NotionSync:
                     properties={c.name: link_config(c, sources) for c in add},
                 )
                 layout = resolve(table, dict(made.get("properties", {})), database.layout.ids)
-                linked[name] = replace(database, layout=layout)
+                linked[name] = replace(database, layout=layout, kept=False)  # read just now
                 self.notes.append(f"{table.title!r}: added {', '.join(c.name for c in add)}")
         return linked
 

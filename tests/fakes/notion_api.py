@@ -1143,6 +1143,10 @@ class FakeNotion:
         values: JSON = {}
         for key, value in raw.items():
             prop = self._find_prop(work, key)
+            # A column deleted in the UI (named or by its id) or a value of another type is a
+            # 400 validation_error (https://developers.notion.com/reference/errors: "The request
+            # body does not match the schema for the expected parameters"); opsctl reads the
+            # schema again on it when its copy was kept (opsctl/notion/kept.py).
             if prop is None:
                 raise _invalid(f"{key} is not a property that exists.")
             values[prop.id] = self._value_in(prop, value, f"{where}.{prop.name}")

@@ -654,6 +654,31 @@ def test_columns_changed_in_the_notion_ui(
     )
 
 
+def test_a_deleted_propertys_id_is_refused_in_writes_and_filters(
+    notion: Client, fake_notion: FakeNotion, gates: str
+) -> None:
+    # opsctl writes and filters by property id from a kept schema (issue 17): a column deleted
+    # in the UI since must be refused as Notion does, not ignored.
+    row = fake_notion.seed_row(gates, gate("k"))
+    reason = fake_notion.schema(gates)["Reason"]["id"]
+    fake_notion.drop_property(gates, "Reason")
+    patch = {reason: {"rich_text": text("x")}}
+    error = api_error(lambda: notion.pages.update(page_id=row["id"], properties=patch))
+    assert (error.status, error.code, str(error)) == (
+        400,
+        "validation_error",
+        f"{reason} is not a property that exists.",
+    )
+    by_id = {"property": reason, "rich_text": {"equals": "x"}}
+    error = api_error(lambda: notion.data_sources.query(data_source_id=gates, filter=by_id))
+    assert (error.code, str(error)) == (
+        "validation_error",
+        f"Could not find property with name or id: {reason}",
+    )
+    [page] = notion.data_sources.query(data_source_id=gates)["results"]
+    assert "Reason" not in page["properties"]  # a row shows the columns its data source has
+
+
 @pytest.mark.parametrize("suffix,path", [("/", "//v1/users/me"), ("/v1", "/v1/v1/users/me")])
 def test_a_base_url_that_is_not_the_bare_origin_is_an_invalid_request_url(
     fake_notion: FakeNotion, suffix: str, path: str
