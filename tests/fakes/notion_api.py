@@ -1704,7 +1704,11 @@ class FakeNotion:
         values: JSON = {}
         schema = self._schema_of(page)
         if raw is not None:
-            if page.in_trash and trash is not False:
+            # A row of a database in the trash is in the trash with it: its edits are refused
+            # as _create_page refuses a new row there.
+            source = self._data_sources.get(page.data_source_id or "")
+            gone = source is not None and self._databases[source.database_id].in_trash
+            if (page.in_trash or gone) and trash is not False:
                 raise _invalid(ARCHIVED)
             values, schema = self._values_in(schema, raw, "body.properties")
         if page.data_source_id is not None:

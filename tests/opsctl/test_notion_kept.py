@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from notion_client import Client
 
 from checks.interface import Status
 from opsctl.cli import main
@@ -15,6 +16,7 @@ from opsctl.notion.outbox import Outbox
 from opsctl.notion.schema import TABLES
 from tests.fakes.notion_api import FakeNotion, Recorded
 from tests.opsctl.notion_world import GATES, World, text, world
+from tests.opsctl.test_notion_team import with_team_runs
 
 STARTED = "2026-11-20T10:00:00+00:00"
 LATER = "2026-11-21T10:00:00+00:00"
@@ -207,3 +209,39 @@ def test_a_column_no_sync_writes_deleted_in_notion_is_seen_in_the_rows_and_made_
     assert fake_notion.schema(gates_source(w))["Last run"]["type"] == "rollup"
     assert text(w.rows(GATES)["P2.1 Twilio pipeline"]["Last run"]).startswith("2026-11-20T10:00")
     assert any("column 'Last run' is gone in the rows Notion returned" in n for n in report.notes)
+
+
+def test_a_column_of_the_teams_database_renamed_since_init_is_named_as_init_names_it(
+    tmp_path: Path, fake_notion: FakeNotion
+) -> None:
+    w = with_team_runs(tmp_path, fake_notion)
+    w.init()
+    w.run("render", STARTED)
+    assert w.sync().error == ""
+    demo = w.config().notion.database_id("runs")
+    [found] = [d for d in fake_notion.databases_under(w.parent) if d["id"] == demo]
+    fake_notion.rename_property(found["data_sources"][0]["id"], "Result", "Outcome")
+    w.run("render", LATER)
+    report = w.sync()  # the mapping names the column: a rename there is the team's to settle
+    assert report.exit_code == 2 and report.error.startswith(
+        "Notion database 'Demo & Testing' ([notion] runs_database): no column 'Result' "
+        "(for our 'Verdict'); fix: add it in Notion as select"
+    )
+    assert any(c.table == "runs" for c in outbox(w).pending()) and outbox(w).refused() == []
+
+
+def test_a_database_trashed_since_init_stops_the_sync_that_writes_to_it_as_before(
+    tmp_path: Path, fake_notion: FakeNotion
+) -> None:
+    w = synced(tmp_path, fake_notion)
+    database = w.config().notion.database_id("gates")
+    Client(auth=fake_notion.token, base_url=fake_notion.url).databases.update(
+        database_id=database, in_trash=True
+    )
+    w.run("render", LATER, {"P2.3": Status.FAIL})
+    report = w.sync()
+    assert report.exit_code == 2 and report.error == (
+        f"the 'opsctl gates' database {database} is in Notion's trash; fix: restore it, or run "
+        "opsctl notion init to make a new one"
+    )
+    assert any(c.key == "render/P2.3" for c in outbox(w).pending()) and outbox(w).refused() == []
