@@ -41,15 +41,12 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra bot --extra toolkit --extra dev --python-version 3.11 --generate-hashes -o requirements/toolkit.txt
 	$(BIN)/uv pip compile requirements/bootstrap.in --constraint requirements/toolkit.txt --python-version 3.11 --generate-hashes -o requirements/bootstrap.txt
 
+## bench: every benchmark in bench/, each to the end; exit 1 naming those whose bar was missed
+BENCHES := webhook webhook_floor memory verify_concurrency startup secrets audit_offline warmup notion
 bench: $(STAMP)
-	bench/webhook.sh
-	bench/memory.sh
-	bench/verify_concurrency.sh
-	bench/startup.sh
-	bench/secrets.sh
-	bench/audit_offline.sh
-	bench/warmup.sh
-	bench/notion.sh
+	@missed=""; for b in $(BENCHES); do echo "== bench/$$b.sh"; bench/$$b.sh || missed="$$missed $$b"; done; \
+	if [ -n "$$missed" ]; then echo "bench: bar missed (or could not measure):$$missed"; exit 1; fi; \
+	echo "bench: every bar held"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis
