@@ -190,7 +190,7 @@ def _env_file(given: Path | None, config_file: Path) -> Path:
 
 
 def _load(config_path: Path | None) -> Any:
-    from opsctl.job import load
+    from opsctl.config import load
 
     return load(_config_file(config_path))
 

@@ -344,6 +344,13 @@ class Config:
         return self.environments[name]
 
 
+def load(path: Path) -> Config:
+    """opsctl.toml, checked against the registered checks."""
+    from checks.registry import CHECKS
+
+    return load_config(path, CHECKS)
+
+
 def load_config(path: Path, check_ids: Iterable[str]) -> Config:
     """Read, validate and build the configuration; ConfigError on any problem."""
     raw = read_toml(path)
@@ -393,9 +400,11 @@ def load_config(path: Path, check_ids: Iterable[str]) -> Config:
 
 def _notion_columns(path: Path, notion: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     """[notion.columns.<database>]: our column -> the team's; every name checked here."""
-    from opsctl.notion.schema import TABLES
-
     mapped = {str(t): dict(names) for t, names in notion.get("columns", {}).items()}
+    if not mapped:
+        return mapped
+    from opsctl.notion.schema import TABLES  # only to check a mapping: it has no cost otherwise
+
     for name, names in mapped.items():
         where = f"{path}: notion.columns.{name}"
         table = TABLES.get(name)
@@ -424,7 +433,7 @@ def _notion_columns(path: Path, notion: Mapping[str, Any]) -> dict[str, dict[str
 
 
 def _keepalive(path: Path, data: dict[str, Any]) -> KeepAliveConfig:
-    from opsctl.keepalive import IntervalError, parse_duration
+    from opsctl.durations import IntervalError, parse_duration
 
     def seconds(key: str, default: float) -> float:
         try:

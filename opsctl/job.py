@@ -55,18 +55,11 @@ def load_environ(env_file: Path) -> dict[str, str]:
     return {**from_file, **os.environ}
 
 
-def load(config_path: Path) -> Any:
-    """opsctl.toml, checked against the registered checks."""
-    from checks.registry import CHECKS
-    from opsctl.config import load_config
-
-    return load_config(config_path, CHECKS)
-
-
 def execute(request: VerifyRequest) -> ExitCode:
     """Run what was asked, show the verdict first, leave the evidence; the exit code."""
     from checks.children import watch_descendants
     from evidence.signoffs import Ledger
+    from opsctl.config import load
     from opsctl.verify import Capture
 
     watch_descendants()  # what it starts dies with it, at any depth, SIGKILL included

@@ -15,26 +15,13 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from opsctl.durations import IntervalError as IntervalError
+from opsctl.durations import parse_duration as parse_duration
 from opsctl.errors import OpsctlError
 from opsctl.files import write_atomically
 
 FREE_TIER_SLEEP_S = 15 * 60
 """Render's free tier spins a service down after 15 minutes without traffic."""
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
-
-
-class IntervalError(ValueError):
-    """An interval that cannot be used; the message says why."""
-
-
-def parse_duration(text: str) -> float:
-    """'14m', '90s', '1h', '500ms' or a bare number of seconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise IntervalError(f"{text!r} is not a duration: write e.g. 14m, 90s or 1h")
-    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 @dataclass(frozen=True)
