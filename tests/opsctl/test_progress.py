@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from itertools import product
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 from opsctl.output import Output, decide
 from tests.conftest import REPO_ROOT, config_copy
 from tests.fakes.bot_target import TargetSettings, serve_target
+from tests.terminal import read_terminal
 
 OPSCTL = [sys.executable, "-m", "opsctl.cli"]
 GOLDEN = Path(__file__).parent / "golden"
@@ -226,37 +225,6 @@ def test_plain_lines_stream_as_checks_finish(fake_run: tuple[list[str], dict[str
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(normalised(text))
     assert normalised(text) == golden.read_text()
-
-
-def read_terminal(command: list[str], environ: dict[str, str]) -> tuple[int, str]:
-    """Run `command` with a pseudo-terminal as stdout and stderr; its exit code and output."""
-    import pty
-
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        command,
-        cwd=REPO_ROOT,
-        env=environ | {"COLUMNS": "200", "LINES": "50"},
-        stdin=subprocess.DEVNULL,
-        stdout=follower,
-        stderr=follower,
-    )
-    os.close(follower)
-    output = b""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 1)
-        if not ready:
-            continue
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the terminal closed: the process is done
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.close(leader)
-    return process.wait(timeout=30), output.decode("utf-8", "replace")
 
 
 def test_the_same_run_is_live_on_a_terminal_and_plain_in_a_pipe(

@@ -18,6 +18,7 @@ from evidence.phase_status import NOT_RUN
 from evidence.store import phase_rows
 from opsctl.results import GateResult, RunResult, Scope
 from tests.conftest import REPO_ROOT, config_copy
+from tests.terminal import read_terminal
 
 OPSCTL = [sys.executable, "-m", "opsctl.cli"]
 SCHEMA = json.loads((REPO_ROOT / "evidence" / "schemas" / "verify-v1.json").read_text())
@@ -161,7 +162,6 @@ def test_the_phase_page_takes_each_gate_from_the_newest_completed_run_that_ran_i
 def test_a_waived_gate_on_a_real_terminal(tmp_path: Path) -> None:
     """On a terminal (rich's live table, then the coloured table) a waived gate crashed the
     output with `internal error: KeyError: <Status.DOCUMENTED_BLOCKED ...>`, exit 3."""
-    import pty
 
     config = str(config_copy(tmp_path))
     assert (
@@ -170,42 +170,10 @@ def test_a_waived_gate_on_a_real_terminal(tmp_path: Path) -> None:
         ).returncode
         == 0
     )
-    leader, follower = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "CI")} | {
-        "TERM": "xterm",
-        "COLUMNS": "160",
-    }
-    process = subprocess.Popen(
-        [
-            *OPSCTL,
-            "verify",
-            "--env",
-            "local",
-            "--only",
-            "P2.6",
-            "--config",
-            config,
-            "--no-evidence",
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=follower,
-        stderr=follower,
-    )
-    os.close(follower)
-    output = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the terminal closed: the process is done
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.close(leader)
-    assert process.wait(timeout=120) == 1
-    text = output.decode("utf-8", "replace")
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "CI")} | {"TERM": "xterm"}
+    command = [*OPSCTL, "verify", "--env", "local", "--only", "P2.6", "--config", config]
+    code, text = read_terminal([*command, "--no-evidence"], env, columns=160)
+    assert code == 1, text
     assert "internal error" not in text and "Traceback" not in text
     assert "DOCUMENTED-BLOCKED" in text and "\x1b[" in text  # coloured, so it was a terminal
 
