@@ -16,9 +16,9 @@ from bot.answers import Answerer
 from bot.knowledge import DEFAULT_PATH, load_knowledge
 from bot.llm import GEMINI_URL, GeminiClient
 from bot.metrics import Metrics
-from bot.replies import ReplyCache
 from bot.settings import load_settings
 from bot.state import BotState
+from bot.store import open_store
 from bot.warmup import StepFailed, StepWarning, Warmup, WarmupReport, WarmupStep
 
 
@@ -35,7 +35,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         settings.log_level, settings.observability_on, settings.secret_values
     )
 
-    state = BotState(settings=settings, metrics=Metrics(), replies=ReplyCache())
+    app_metrics = Metrics()
+    store = open_store(settings, on_error=app_metrics.store_errors.inc)
+    state = BotState(settings=settings, metrics=app_metrics, store=store)
     app.extensions["clara"] = state
     logs.init_app(app, logger)
     metrics.init_app(app, state.metrics)

@@ -151,6 +151,21 @@ class Metrics:
         self.duplicates = Counter(
             "clara_webhook_duplicates", "Repeated MessageSid answered from memory", registry=r
         )
+        self.rate_limited = Counter(
+            "clara_webhook_rate_limited",
+            "Messages over the sender's RATE_LIMIT_PER_MINUTE, answered with a polite refusal",
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "clara_store_errors",
+            "Calls to Redis (REDIS_URL) that failed: answered from this process instead",
+            registry=r,
+        )
+        self.store_unavailable = Counter(
+            "clara_webhook_store_unavailable",
+            "Messages answered 503 because Redis was down and DEDUPE_ON_STORE_DOWN=closed",
+            registry=r,
+        )
         self.cache_hits = Counter("clara_cache_hits", "Answers found in the cache", registry=r)
         self.cache_misses = Counter(
             "clara_cache_misses", "Messages the cache had no answer for", registry=r

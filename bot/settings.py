@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FLASK_ENVS = ("production", "development")
+DEDUPE_MODES = ("open", "closed")
 # ASCII digits only: str.isdigit(), int() and float() also take '²' (isdigit, then int() raises)
 # and '٣' (an Arabic-Indic 3, read as port 3), so numbers are matched before they are converted.
 _WHOLE = re.compile(r"[0-9]+")
@@ -72,6 +73,26 @@ def _text(name: str, raw: str) -> str:
     return raw.strip()
 
 
+def _whole(name: str, raw: str) -> int:
+    if not _WHOLE.fullmatch(raw.strip()):
+        raise SettingsError(f"{name}={raw!r} is not a whole number: e.g. {name}=10 (0: off)")
+    return int(raw)
+
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _redis_url(name: str, raw: str) -> str:
+    # The value may carry a password: the message names the variable, never the value.
+    value = raw.strip()
+    if value and (urlsplit(value).scheme not in REDIS_SCHEMES or "://" not in value):
+        raise SettingsError(
+            f"{name} is not a Redis URL: expected redis://[:password@]host:port[/db] "
+            "(rediss:// for TLS), e.g. Render Key Value's internal URL"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class Variable:
     """One environment variable: its field, parser, default and whether it is a secret."""
@@ -109,6 +130,17 @@ VARIABLES: dict[str, Variable] = {
     "PUBLIC_BASE_URL": Variable("public_base_url", _url, ""),
     "WARMUP_TIMEOUT_SEC": Variable("warmup_timeout_sec", _positive_float, "20"),
     "DEV_ALLOW_UNSIGNED_WEBHOOK": Variable("dev_allow_unsigned_webhook", _bool, "false"),
+    # Unset: the in-process store (one instance). Set: MessageSid dedupe and the rate limit
+    # shared by every instance through Redis (bot/store.py); a password in it is a secret.
+    "REDIS_URL": Variable("redis_url", _redis_url, "", secret=True),
+    # What a MessageSid gets when REDIS_URL is set but Redis does not answer: 'open' answers
+    # (deduped within this process only, so maybe twice across instances), 'closed' answers
+    # 503 with Retry-After (no answer twice, none at all unless Twilio retries).
+    "DEDUPE_ON_STORE_DOWN": Variable(
+        "dedupe_on_store_down", _choice(DEDUPE_MODES, upper=False), "open"
+    ),
+    # Messages one sender may have answered per minute (fixed one-minute windows); 0: no limit.
+    "RATE_LIMIT_PER_MINUTE": Variable("rate_limit_per_minute", _whole, "0"),
     # Set by Render itself; never declared in render.yaml.
     "RENDER_EXTERNAL_URL": Variable("render_external_url", _url, ""),
     "RENDER_GIT_COMMIT": Variable("render_git_commit", _text, ""),
@@ -141,6 +173,9 @@ class Settings:
     public_base_url: str
     warmup_timeout_sec: float
     dev_allow_unsigned_webhook: bool
+    redis_url: str
+    dedupe_on_store_down: str
+    rate_limit_per_minute: int
     render_external_url: str
     render_git_commit: str
 
@@ -156,10 +191,12 @@ class Settings:
 
     @property
     def secret_values(self) -> tuple[str, ...]:
-        """The secret values set, for log redaction."""
-        return tuple(
+        """The secret values set, for log redaction (and REDIS_URL's password on its own)."""
+        values = tuple(
             v for name, var in VARIABLES.items() if var.secret and (v := getattr(self, var.field))
         )
+        password = urlsplit(self.redis_url).password if self.redis_url else None
+        return (*values, password) if password else values
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:

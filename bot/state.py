@@ -11,8 +11,8 @@ from flask import current_app
 from bot.answers import Answerer
 from bot.knowledge import KnowledgeBase
 from bot.metrics import Metrics
-from bot.replies import ReplyCache
 from bot.settings import Settings
+from bot.store import Store
 from bot.warmup import Warmup
 
 
@@ -22,7 +22,8 @@ class BotState:
 
     settings: Settings
     metrics: Metrics
-    replies: ReplyCache
+    store: Store
+    """MessageSid replies and per-sender counts: this process, or Redis (bot/store.py)."""
     started_at: float = field(default_factory=time.monotonic)
     warmup: Warmup | None = None
     knowledge: KnowledgeBase | None = None

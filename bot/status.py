@@ -30,6 +30,7 @@ def _components() -> dict[str, Any]:
         "cache_entries": len(state.knowledge) if state.knowledge else 0,
         "demo_mode": settings.demo_mode,
         "llm_live": settings.llm_enabled,
+        "store": state.store.kind,
     }
 
 
@@ -43,11 +44,19 @@ def _reason(report: WarmupReport) -> str:
 @blueprint.get(HEALTH_PATH)
 def health() -> tuple[Response, int]:
     """200 with status 'ok' once warmed up; 503 'starting' or 'degraded', with the reason,
-    otherwise: Render's own health check then sees what `opsctl verify` sees."""
+    otherwise: Render's own health check then sees what `opsctl verify` sees.
+
+    Redis (REDIS_URL) down is 'degraded' with its reason but still 200: the instance answers
+    from its own memory, and Render taking it out (or restarting it) would bring no Redis
+    back, only leave messages unanswered. `opsctl verify` reads the status, not the code."""
     state = get_state()
     assert state.warmup is not None
     report = state.warmup.report()
     status = report.status
+    reasons = [_reason(report)] if status != "ok" else []
+    store_problem = state.store.problem() if report.finished else ""
+    if store_problem:
+        reasons.append(store_problem)
     body: dict[str, Any] = {
         "status": status,
         "uptime_s": int(time.monotonic() - state.started_at),
@@ -60,9 +69,12 @@ def health() -> tuple[Response, int]:
         )
         + "/webhook",
     }
-    if status != "ok":
-        body["reason"] = _reason(report)
-    return jsonify(body), 200 if status == "ok" else 503
+    code = 200 if status == "ok" else 503
+    if store_problem and status == "ok":
+        body["status"] = "degraded"
+    if reasons:
+        body["reason"] = "; ".join(reasons)
+    return jsonify(body), code
 
 
 @blueprint.get("/status/warmup")

@@ -17,12 +17,27 @@ from werkzeug.datastructures import MultiDict
 from bot import logs
 from bot.answers import Answer
 from bot.audio import AUDIO_ROUTE_PREFIX
+from bot.guardrails import clean_input
+from bot.knowledge import detect_language
 from bot.metrics import Refusal
 from bot.signature import is_valid_signature, public_base, public_url
 from bot.state import BotState, get_state
+from bot.store import StoreDown
 
 MAX_BODY_BYTES = 64 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
+
+# What a sender over RATE_LIMIT_PER_MINUTE reads, in the language of the message (a 200: Twilio
+# delivers it; a 4xx or 5xx would leave the sender with no word at all).
+RATE_LIMITED: dict[str, str] = {
+    "es": "Has enviado muchos mensajes en poco tiempo. "
+    "Espera un minuto y vuelve a escribirme, por favor.",
+    "fr": "Vous avez envoyé beaucoup de messages en peu de temps. "
+    "Merci d'attendre une minute avant de m'écrire à nouveau.",
+}
+# With DEDUPE_ON_STORE_DOWN=closed and Redis down: Twilio retries a 5xx only when the webhook
+# URL asks for it (#rc=3&rp=5xx: https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides).
+STORE_DOWN_RETRY_AFTER_SEC = 5
 
 blueprint = Blueprint("webhook", __name__)
 log = logging.getLogger("clara.webhook")
@@ -178,11 +193,27 @@ def webhook() -> Response:
         return Response("warming up\n", 503, {"Retry-After": "5"}, mimetype="text/plain")
 
     def compute() -> str:
+        # Counted here, once per new MessageSid: a retry of an answered message costs nothing.
+        if not state.store.allow(sender):
+            state.metrics.rate_limited.inc()
+            lang = detect_language(clean_input(form.get("Body", "")))
+            logs.note("rate limited %s from %s (%s)", message_sid, sender, lang)
+            return _twiml_of(RATE_LIMITED[lang], "")
         answer = answerer.answer(form.get("Body", ""))
         logs.note("answered %s from %s (%s, %s)", message_sid, sender, answer.lang, answer.source)
         return _twiml(state, answer)
 
-    twiml, fresh = state.replies.get_or_compute(message_sid, compute)
+    try:
+        twiml, fresh = state.store.get_or_compute(message_sid, compute)
+    except StoreDown:
+        state.metrics.store_unavailable.inc()
+        log.warning("webhook answered 503: Redis is down and DEDUPE_ON_STORE_DOWN=closed")
+        return Response(
+            "Service Unavailable: the shared store is down\n",
+            503,
+            {"Retry-After": str(STORE_DOWN_RETRY_AFTER_SEC)},
+            mimetype="text/plain",
+        )
     if not fresh:
         state.metrics.duplicates.inc()
         logs.note("repeated %s answered from memory", message_sid)

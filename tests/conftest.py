@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -284,3 +287,79 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     keep-alive intervals), and a spare worker keeps the cores busy meanwhile (2 cores:
     99 s with 3 workers against 109 s with 2, same run)."""
     return (os.cpu_count() or 1) + 1
+
+
+class RedisServer:
+    """Debian's redis-server on 127.0.0.1, no persistence, in a folder of its own."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """REDIS_URL for the bot."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, port: int = 0) -> RedisServer:
+        """Start on `port` (0: a free one, picked again if another process takes it first)."""
+        for _ in range(5):
+            self.port = port or _free_port()
+            self.process = subprocess.Popen(
+                [
+                    "redis-server",
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.folder),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if self._answers(deadline=time.monotonic() + 5):
+                return self
+            self.stop()
+            if port:
+                break
+        raise AssertionError(f"redis-server did not start on 127.0.0.1:{self.port}")
+
+    def _answers(self, deadline: float) -> bool:
+        assert self.process is not None
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return True
+            except OSError:
+                time.sleep(0.02)
+        return False
+
+    def stop(self) -> None:
+        """Kill it (SIGKILL: Redis gone at once, as a crashed instance is)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A started redis-server of this test's own; skipped when Debian's redis-server is absent."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed: apt-get install redis-server (.ci/run does)")
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()

@@ -71,6 +71,7 @@ def test_health_reports_components_and_no_secret(start_bot: Callable[..., DevSer
         "cache_entries": 8,
         "demo_mode": False,
         "llm_live": False,
+        "store": "memory",
     }
     assert isinstance(body["components"]["ffmpeg_available"], bool)
     for secret in (TOKEN, "gem-secret-key", BASE_ENV["TWILIO_ACCOUNT_SID"]):

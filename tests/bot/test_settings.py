@@ -111,6 +111,7 @@ def test_secret_values_lists_only_secrets() -> None:
         "TWILIO_ACCOUNT_SID",
         "TWILIO_AUTH_TOKEN",
         "GEMINI_API_KEY",
+        "REDIS_URL",  # it may carry a password (redacted on its own too: tests/bot/test_store.py)
     }
 
 
