@@ -175,29 +175,32 @@ class RedisStore(Store):
 
     def _shared(self, message_sid: str, compute: Callable[[], str]) -> tuple[str, bool]:
         key = f"{KEY_PREFIX}sid:{message_sid}"
-        # The claim outlives a repeat's wait, and expires if this instance dies computing:
-        # the next retry then computes.
-        claimed = _call(self._redis.set, key, _PENDING, nx=True, ex=int(REPEAT_WAIT_SEC * 2))
-        if claimed:
-            try:
-                reply = compute()
-            except BaseException:
-                _quietly(self._redis.delete, key)  # a failed attempt is not remembered
-                raise
-            try:
-                _call(self._redis.set, key, reply, ex=REPLY_TTL_SEC)
-            except _RedisFailed as failed:  # answered all the same; the claim expires
-                self._failed(failed.cause)
-            return reply, True
         deadline = time.monotonic() + REPEAT_WAIT_SEC
         while True:
+            # The claim outlives a repeat's wait, and expires if this instance dies computing:
+            # the next retry then computes.
+            if _call(self._redis.set, key, _PENDING, nx=True, ex=int(REPEAT_WAIT_SEC * 2)):
+                return self._compute_claimed(key, compute), True
             value = _call(self._redis.get, key)
             if value is not None and value != _PENDING:
                 return str(value), False
-            if value is None or time.monotonic() >= deadline:
-                # The first attempt failed or is stuck: answer rather than leave Twilio waiting.
+            if time.monotonic() >= deadline:
+                # The first attempt is stuck: answer rather than leave Twilio waiting.
                 return compute(), False
-            self._sleep(_POLL_SEC)
+            if value is not None:  # still computing elsewhere (None: it failed, claim again)
+                self._sleep(_POLL_SEC)
+
+    def _compute_claimed(self, key: str, compute: Callable[[], str]) -> str:
+        try:
+            reply = compute()
+        except BaseException:
+            _quietly(self._redis.delete, key)  # a failed attempt is not remembered
+            raise
+        try:
+            _call(self._redis.set, key, reply, ex=REPLY_TTL_SEC)
+        except _RedisFailed as failed:  # answered all the same; the claim expires
+            self._failed(failed.cause)
+        return reply
 
     # --- the rate limit -----------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,7 @@ from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.settings import SettingsError, load_settings
-from bot.store import RedisStore, StoreDown, redis_client
+from bot.store import MemoryStore, RedisStore, Store, StoreDown, redis_client
 from bot.webhook import RATE_LIMITED
 from tests.bot.test_llm import GEMINI_ENV, FakeGemini
 from tests.bot.test_llm import gemini as gemini  # a fixture, re-exported here
@@ -124,6 +125,62 @@ def test_no_rate_limit_by_default(
     replies = [reply_text(post(app, "Hola, ¿qué es el padrón?", f"many-{n}")[1]) for n in range(15)]
     assert RATE_LIMITED["es"] not in replies
     assert metric(app, "clara_webhook_rate_limited_total") == 0
+
+
+# --- the Store interface itself, both implementations -------------------------------------
+
+
+@pytest.fixture
+def make_store(store_env: dict[str, str]) -> Callable[..., Store]:
+    """make_store(rate_limit, clock): a MemoryStore, or a RedisStore on the test's Redis."""
+
+    def build(rate_limit: int = 0, clock: Callable[[], float] = time.time) -> Store:
+        if not store_env:
+            return MemoryStore(rate_limit, clock=clock)
+        return RedisStore(redis_client(store_env["REDIS_URL"]), rate_limit, clock=clock)
+
+    return build
+
+
+def test_store_repeats_wait_for_the_first_and_get_its_reply(
+    make_store: Callable[..., Store],
+) -> None:
+    store, calls, release = make_store(), [], threading.Event()
+
+    def slow() -> str:
+        calls.append(1)
+        release.wait(5)
+        return "the reply"
+
+    with ThreadPoolExecutor(5) as pool:
+        futures = [pool.submit(store.get_or_compute, "SM-wait", slow) for _ in range(5)]
+        time.sleep(0.3)  # every repeat is now waiting on the first
+        release.set()
+        results = [f.result(10) for f in futures]
+    assert len(calls) == 1
+    assert sorted(results) == [("the reply", False)] * 4 + [("the reply", True)]
+
+
+def test_store_forgets_a_failed_attempt(make_store: Callable[..., Store]) -> None:
+    store = make_store()
+
+    def fail() -> str:
+        raise RuntimeError("the LLM call broke")
+
+    with pytest.raises(RuntimeError):
+        store.get_or_compute("SM-fail", fail)
+    assert store.get_or_compute("SM-fail", lambda: "second try") == ("second try", True)
+    assert store.get_or_compute("SM-fail", lambda: "third") == ("second try", False)
+
+
+def test_store_counts_each_sender_in_its_own_minute(make_store: Callable[..., Store]) -> None:
+    now = [1_000_000 * 60.0 + 1]  # a window's start: the counts below all fall in it
+    store = make_store(rate_limit=2, clock=lambda: now[0])
+    assert [store.allow("whatsapp:+34600000001") for _ in range(3)] == [True, True, False]
+    assert store.allow("whatsapp:+34600000002") is True
+    now[0] += 60  # the next minute
+    assert store.allow("whatsapp:+34600000001") is True
+    assert make_store(rate_limit=0).allow("whatsapp:+34600000001") is True
 
 
 # --- Redis configured but down --------------------------------------------------------------
