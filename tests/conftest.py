@@ -331,13 +331,21 @@ class RedisServer:
         raise AssertionError(f"redis-server did not start on 127.0.0.1:{self.port}")
 
     def _answers(self, deadline: float) -> bool:
+        """True once the server on the port is ours: another test process may have taken the
+        free port first, and then this one exits while the other's answers."""
         assert self.process is not None
+        own = f"process_id:{self.process.pid}\r\n".encode()
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return True
+                    sock.sendall(b"INFO server\r\n")
+                    reply = b""
+                    while b"process_id:" not in reply or not reply.endswith(b"\r\n"):
+                        chunk = sock.recv(65536)
+                        if not chunk:
+                            break
+                        reply += chunk
+                    return own in reply
             except OSError:
                 time.sleep(0.02)
         return False
