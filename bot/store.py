@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -27,6 +28,8 @@ KEY_PREFIX = "clara:"
 _PENDING = "\x00pending"
 """The value of a MessageSid's key while its first attempt computes (a reply is never this)."""
 _POLL_SEC = 0.05
+
+log = logging.getLogger("clara.store")
 
 
 class StoreDown(Exception):
@@ -131,6 +134,7 @@ class RedisStore(Store):
         self._clock = clock
         self._sleep = sleep
         self._local = MemoryStore(rate_limit, clock=clock)
+        self._down = False
         self._down_until = 0.0
         self._down_reason = ""
 
@@ -138,12 +142,16 @@ class RedisStore(Store):
 
     def _failed(self, exc: Exception) -> None:
         self._on_error()
-        # The exception's class only: its text may name the host, never a reason to show more.
-        self._down_reason = f"Redis (REDIS_URL) unreachable: {type(exc).__name__}; " + (
+        # The exception's class only (ConnectionError, TimeoutError, AuthenticationError...):
+        # its text may name the host, and the class says enough to act on.
+        self._down_reason = f"Redis (REDIS_URL) unavailable: {type(exc).__name__}; " + (
             "MessageSid dedupe and the rate limit per instance only"
             if self._fail_open
             else "new messages answered 503 (DEDUPE_ON_STORE_DOWN=closed)"
         )
+        if not self._down:  # one line when it goes, not one per request
+            self._down = True
+            log.warning("%s", self._down_reason)
         self._down_until = time.monotonic() + DOWN_RECHECK_SEC
 
     def _known_down(self) -> bool:
@@ -158,7 +166,13 @@ class RedisStore(Store):
         except Exception as exc:  # redis-py raises RedisError, and OSError from some sockets
             self._failed(exc)
             return self._down_reason
+        self._answered()
         return ""
+
+    def _answered(self) -> None:
+        if self._down:  # one line when it comes back
+            self._down = False
+            log.warning("Redis (REDIS_URL) answers again: the shared store is used again")
 
     # --- MessageSid dedupe --------------------------------------------------------------------
 
@@ -166,9 +180,12 @@ class RedisStore(Store):
         """See Store."""
         if not self._known_down():
             try:
-                return self._shared(message_sid, compute)
+                found = self._shared(message_sid, compute)
             except _RedisFailed as failed:
                 self._failed(failed.cause)
+            else:
+                self._answered()
+                return found
         if not self._fail_open:
             raise StoreDown(self._down_reason)
         return self._local.get_or_compute(message_sid, compute)
@@ -216,9 +233,11 @@ class RedisStore(Store):
                 pipe.incr(key)
                 pipe.expire(key, RATE_WINDOW_SEC * 2)
                 count, _ = pipe.execute()
-                return int(count) <= self._limit
             except Exception as exc:
                 self._failed(exc)
+            else:
+                self._answered()
+                return int(count) <= self._limit
         return self._local.allow(sender)
 
 

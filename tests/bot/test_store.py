@@ -203,7 +203,7 @@ def test_redis_down_answers_and_health_says_degraded(
     health = app.test_client().get("/health")
     assert health.status_code == 200  # still serving: Render must keep routing to it
     assert health.json["status"] == "degraded"
-    assert health.json["reason"].startswith("Redis (REDIS_URL) unreachable: ConnectionError")
+    assert health.json["reason"].startswith("Redis (REDIS_URL) unavailable: ConnectionError")
     assert redis_server.url not in health.get_data(as_text=True)
     # Redis back: healthy again once the store looks again.
     redis_server.start(redis_server.port)
@@ -235,7 +235,7 @@ def test_a_dead_redis_port_costs_a_request_little() -> None:
         store.get_or_compute("SM1", lambda: "reply")
     assert store.allow("whatsapp:+34600000000") is True  # this process's count
     assert store.allow("whatsapp:+34600000000") is False
-    assert store.problem().startswith("Redis (REDIS_URL) unreachable")
+    assert store.problem().startswith("Redis (REDIS_URL) unavailable")
     assert time.monotonic() - started < 2
 
 
