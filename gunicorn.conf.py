@@ -9,9 +9,10 @@ from typing import Any
 from bot import serving
 from bot.settings import SettingsError, load_settings
 
-# One process: the MessageSid reply cache, the metrics and the warm-up report live in that
-# process, so a retried message meets the same cache, /metrics counts every request, and
-# the free tier's 512 MB holds one copy of the app.
+# One process: the metrics and the warm-up report live in that process (and, without
+# REDIS_URL, the MessageSid reply cache and the rate limit's counts), so /metrics counts every
+# request, a retried message meets the same cache, and the free tier's 512 MB holds one copy
+# of the app. Scaling out: more instances with REDIS_URL (README "Several instances").
 workers = 1
 # gevent: a connection costs a greenlet, not a thread, while its request arrives, so slow or
 # idle clients cannot take the bot away (issue 14: with gthread's 16 threads, 16 slowloris
