@@ -178,6 +178,11 @@ env_file_option = click.option(
 )
 
 
+def _one_environment(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    """`check`'s one --env, as the request holds verify's several."""
+    return (value,)
+
+
 def _environment(env_file: Path) -> dict[str, str]:
     from opsctl.job import load_environ
 
@@ -233,6 +238,7 @@ def cli() -> None:
                 "opsctl verify --env render --only P2.1 --json > run.json",
                 "opsctl verify --env render --url https://clara-canary.onrender.com",
                 "opsctl verify --env render --junit out/verify.xml --progress plain",
+                "opsctl verify --env staging --env render --progress plain   # both at once",
             ),
             _exit_codes(),
         ]
@@ -240,15 +246,21 @@ def cli() -> None:
 )
 @click.option(
     "--env",
-    "env_name",
-    required=True,
+    "env_names",
+    multiple=True,
+    metavar="NAME",
     shell_complete=_complete_environments,
-    help="Environment from opsctl.toml.",
+    help="Environment from opsctl.toml; repeat it to verify several at once (one verdict, "
+    "one bundle each, then one overall verdict: the worst exit code).",
+)
+@click.option(
+    "--all", "all_envs", is_flag=True, help="Verify every environment in opsctl.toml at once."
 )
 @config_option
 @env_file_option
 @click.option(
-    "--url", help="Verify this deployment (canary, blue-green) with --env's expectations."
+    "--url",
+    help="Verify this deployment (canary, blue-green) with --env's expectations (one --env).",
 )
 @click.option(
     "--only",
@@ -320,9 +332,10 @@ def _request(ctx: click.Context, options: dict[str, Any]) -> VerifyRequest:
 @click.argument("check_id", shell_complete=_complete_checks)
 @click.option(
     "--env",
-    "env_name",
+    "env_names",
     default="local",
     show_default=True,
+    callback=_one_environment,
     shell_complete=_complete_environments,
     help="Environment from opsctl.toml (repository checks ignore it).",
 )

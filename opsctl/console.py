@@ -39,12 +39,13 @@ def make_console(output: Output, file: TextIO) -> Console:
     )
 
 
-def print_lines(lines: Iterable[Line], console: Console) -> None:
+def print_lines(lines: Iterable[Line], console: Console, prefix: str = "") -> None:
     """Each line as it is, its status word in the status's style; never wrapped (a log's line
-    is one line, whatever the width rich assumes for a pipe)."""
+    is one line, whatever the width rich assumes for a pipe). `prefix` leads every line (an
+    environment's name when a run has several)."""
     for line in lines:
         word = line.lead.rstrip()  # the padding after it stays unstyled
-        text = Text(line.indent)
+        text = Text(prefix + line.indent)
         text.append(word, style=line.status.meaning.style if line.status else "")
         text.append(line.lead[len(word) :] + line.rest)
         console.print(text, soft_wrap=True)
@@ -55,8 +56,14 @@ class PlainProgress:
     line when the first check that talks to the bot starts waiting for the target to wake."""
 
     def __init__(
-        self, console: Console, talks_to_bot: Callable[[str], bool], wake_timeout_s: float
+        self,
+        console: Console,
+        talks_to_bot: Callable[[str], bool],
+        wake_timeout_s: float,
+        prefix: str = "",
     ) -> None:
+        self.prefix = prefix
+        """What leads each of its lines: the environment's name when a run has several."""
         self._console = console
         self._talks_to_bot = talks_to_bot
         self._wake_timeout_s = wake_timeout_s
@@ -70,11 +77,13 @@ class PlainProgress:
             if not self._woken and self._talks_to_bot(check_id):
                 self._woken = True
                 wait = f"GET /health until the bot answers (up to {self._wake_timeout_s:g}s)"
-                print_lines([Line("", "", None, f"waking the target: {wait}")], self._console)
+                line = Line("", "", None, f"waking the target: {wait}")
+                print_lines([line], self._console, self.prefix)
             return
         self._finished[(gate_id, check_id)] += 1
         attempt = self._finished[(gate_id, check_id)]
-        print_lines([check_line(result, gate_id=gate_id, attempt=attempt)], self._console)
+        line = check_line(result, gate_id=gate_id, attempt=attempt)
+        print_lines([line], self._console, self.prefix)
 
     @property
     def printed(self) -> bool:
@@ -93,16 +102,25 @@ def print_summary(run: RunResult, console: Console, progress: PlainProgress) -> 
     """After the plain lines: the verdict, the gates, and the checks still to look at."""
     if progress.printed:
         console.print()
-    print_lines(text_lines(run, progress.unsettled), console)
+    print_lines(text_lines(run, progress.unsettled), console, progress.prefix)
+
+
+# A row of the live table, by its first cells: (gate, check), or (environment, gate, check)
+# when the run has several environments.
+Row = tuple[str, ...]
 
 
 class LiveTable:
-    """Shows every check of the gates being run, a spinner while it runs, its status when done."""
+    """Shows every check of the gates being run, a spinner while it runs, its status when done;
+    with several environments (`envs`), a row per environment and check, named."""
 
-    def __init__(self, gates: Sequence[Gate], console: Console) -> None:
-        self._rows = {(g.id, c): "waiting" for g in gates for c in g.checks}
-        self._results: dict[tuple[str, str], CheckResult] = {}
-        self._spinners: dict[tuple[str, str], Spinner] = {}
+    def __init__(self, gates: Sequence[Gate], console: Console, envs: Sequence[str] = ()) -> None:
+        self._envs = list(envs)
+        self._rows: dict[Row, str] = {
+            _row(e, g.id, c): "waiting" for e in self._envs or [""] for g in gates for c in g.checks
+        }
+        self._results: dict[Row, CheckResult] = {}
+        self._spinners: dict[Row, Spinner] = {}
         self._live = Live(self._table(), console=console, transient=True, refresh_per_second=12)
 
     def __enter__(self) -> LiveTable:
@@ -116,7 +134,14 @@ class LiveTable:
 
     def on_event(self, gate_id: str, check_id: str, result: CheckResult | None) -> None:
         """Runner callback: a check started (result None) or finished."""
-        key = (gate_id, check_id)
+        self.event("", gate_id, check_id, result)
+
+    def listener(self, env: str) -> EnvironmentRows:
+        """What hears one environment's checks, when a run has several."""
+        return EnvironmentRows(self, env)
+
+    def event(self, env: str, gate_id: str, check_id: str, result: CheckResult | None) -> None:
+        key = _row(env, gate_id, check_id)
         if result is None:
             self._rows[key] = "running"
             self._spinners[key] = Spinner("dots", text=" running")
@@ -127,20 +152,20 @@ class LiveTable:
 
     def _table(self) -> Table:
         table = Table(box=None, show_header=True, header_style="bold")
-        for column in ("gate", "check", "status", "time", "reason"):
+        named = bool(self._envs)
+        for column in ("env", "gate", "check", "status", "time", "reason")[0 if named else 1 :]:
             table.add_column(column)
-        for (gate_id, check_id), state in self._rows.items():
-            result = self._results.get((gate_id, check_id))
+        for key, state in self._rows.items():
+            result = self._results.get(key)
             status: Text | Spinner
             if result is not None:
                 status = Text(result.status.value, style=result.status.meaning.style)
             elif state == "running":
-                status = self._spinners[(gate_id, check_id)]
+                status = self._spinners[key]
             else:
                 status = Text("waiting", style="dim")
             table.add_row(
-                gate_id,
-                check_id,
+                *key,
                 status,
                 f"{result.duration_s:.2f}s" if result else "",
                 result.reason if result else "",
@@ -148,10 +173,28 @@ class LiveTable:
         return table
 
 
-def print_run(run: RunResult, console: Console) -> None:
-    """The verdict line, then a table of gates and checks with reasons and hints."""
+def _row(env: str, gate_id: str, check_id: str) -> Row:
+    """A live table row's key, its first cells: the environment's name only with several."""
+    return (env, gate_id, check_id) if env else (gate_id, check_id)
+
+
+class EnvironmentRows:
+    """One environment's rows of a LiveTable shared by several: hears that run's checks."""
+
+    def __init__(self, table: LiveTable, env: str) -> None:
+        self._table = table
+        self._env = env
+
+    def on_event(self, gate_id: str, check_id: str, result: CheckResult | None) -> None:
+        """Runner callback: a check of this environment started (result None) or finished."""
+        self._table.event(self._env, gate_id, check_id, result)
+
+
+def print_run(run: RunResult, console: Console, label: str = "") -> None:
+    """The verdict line (after `label`: the environment's name when a run has several), then a
+    table of gates and checks with reasons and hints."""
     code_style = run.judgement.status.meaning.style
-    console.print(Text(run.verdict, style=code_style))
+    console.print(Text(label + run.verdict, style=code_style))
     table = Table(box=None, header_style="bold")
     for column in ("status", "gate / check", "time", "reason"):
         table.add_column(column, overflow="fold")

@@ -25,9 +25,12 @@ class VerifyRequest:
     click layer, read only here, so no option can be dropped on the way (a test checks that
     every option of the commands is a field, and reaches `execute`)."""
 
-    env_name: str
+    env_names: tuple[str, ...]
+    """--env, once or more (`check`: one); empty with --all."""
     config_path: Path
     env_file: Path
+    all_envs: bool = False
+    """--all: every environment in opsctl.toml."""
     url: str | None = None
     only: tuple[str, ...] = ()
     skip: tuple[str, ...] = ()
@@ -56,43 +59,105 @@ def load_environ(env_file: Path) -> dict[str, str]:
 
 
 def execute(request: VerifyRequest) -> ExitCode:
-    """Run what was asked, show the verdict first, leave the evidence; the exit code."""
+    """Run what was asked, show the verdict first, leave the evidence; the exit code. Several
+    environments run at once, each with its own target, bundle and verdict, then one overall
+    verdict whose exit code is the worst run's."""
     from checks.children import watch_descendants
     from evidence.signoffs import Ledger
     from opsctl.config import load
-    from opsctl.verify import Capture
+    from opsctl.verify import Capture, judge_environments
 
     watch_descendants()  # what it starts dies with it, at any depth, SIGKILL included
+    _one_way_to_name_environments(request)
     config = load(request.config_path)
-    env = config.environment(request.env_name)
+    envs = _environments(config, request)
+    several = request.all_envs or len(envs) > 1  # --all: one shape, however many are configured
     gates, skipped, scope = _selection(config, request)
-    capture = Capture(signoffs=Ledger(config.evidence.signoffs).entries())
+    signoffs = Ledger(config.evidence.signoffs).entries()
+    captures = [Capture(signoffs=signoffs) for _ in envs]
     environ = load_environ(request.env_file)
     evidence_root = None
     if request.check_id is None and not request.no_evidence:
         evidence_root = request.evidence_dir or config.evidence.dir
     # The live table lists what will run: a gate left out by --skip never leaves 'waiting'.
-    output, console, progress = _display(request, env, [g for g in gates if g.id not in skipped])
-    run, bundle = _run(
-        request, config, env, gates, skipped, scope, environ, capture, evidence_root, progress
+    shown = [g for g in gates if g.id not in skipped]
+    output, console, progresses, live = _display(request, envs, shown, several)
+    done = _run(
+        request,
+        config,
+        envs,
+        gates,
+        skipped,
+        scope,
+        environ,
+        captures,
+        evidence_root,
+        progresses,
+        live,
     )
+    runs = [run for run, _ in done]
+    verdict = judge_environments(runs) if several else runs[0].judgement
     if request.junit is not None:
-        from evidence.formats.junit import render_junit
+        from evidence.formats.junit import render_junit, render_junit_runs
         from opsctl.files import write_atomically
 
-        write_atomically(request.junit, render_junit(run))
-    show(run, output, console, progress)
-    if bundle is not None and not request.as_json:
-        click.echo(f"evidence: {bundle}")
+        write_atomically(
+            request.junit, render_junit_runs(runs) if several else render_junit(runs[0])
+        )
+    if several:
+        show_several(runs, verdict, output, console, progresses)
+    else:
+        show(runs[0], output, console, progresses[0])
+    for run, bundle in done:
+        if bundle is not None and not request.as_json:
+            click.echo(f"{_label(run.env, envs) if several else ''}evidence: {bundle}")
     if request.to_notion:
-        try:
-            _sync_run_to_notion(config, run, bundle, environ)
-        except Exception as exc:  # whatever went wrong, the verdict above stands
-            from opsctl.errors import OpsctlError
+        for run, bundle in done:
+            _notion_after_verdict(config, run, bundle, environ)
+    return verdict.exit_code
 
-            why = exc if isinstance(exc, OpsctlError) else f"{type(exc).__name__}: {exc}"
-            click.echo(f"Notion sync pending: {why}", err=True)
-    return run.exit_code
+
+def _one_way_to_name_environments(request: VerifyRequest) -> None:
+    """--env (once or more) or --all: one of them, before any configuration is read."""
+    from opsctl.errors import OpsctlError
+
+    if request.all_envs and request.env_names:
+        raise OpsctlError("--all and --env together: give --env NAME (once or more), or --all")
+    if not request.all_envs and not request.env_names:
+        raise OpsctlError("Missing option '--env': give --env NAME (once or more), or --all")
+
+
+def _environments(config: Any, request: VerifyRequest) -> list[Any]:
+    """The environments to verify, each named once, in the order given (--all: the config's)."""
+    from opsctl.errors import OpsctlError
+
+    names = list(config.environments) if request.all_envs else dict.fromkeys(request.env_names)
+    envs = [config.environment(name) for name in names]  # an unknown name: the known ones
+    if request.url and (request.all_envs or len(envs) > 1):
+        raise OpsctlError(
+            f"--url is one deployment, and {len(envs)} environments were asked for; "
+            "fix: give --url with a single --env"
+        )
+    return envs
+
+
+def _label(env_name: str, envs: list[Any]) -> str:
+    """An environment's name padded to the longest one's: what its lines start with."""
+    width = max(len(env.name) for env in envs)
+    return f"{env_name:<{width}}  "
+
+
+def _notion_after_verdict(
+    config: Any, run: RunResult, bundle: Path | None, environ: Mapping[str, str]
+) -> None:
+    """Sync one run to Notion; whatever goes wrong is one line, the verdict above stands."""
+    try:
+        _sync_run_to_notion(config, run, bundle, environ)
+    except Exception as exc:  # whatever went wrong, the verdict above stands
+        from opsctl.errors import OpsctlError
+
+        why = exc if isinstance(exc, OpsctlError) else f"{type(exc).__name__}: {exc}"
+        click.echo(f"Notion sync pending: {why}", err=True)
 
 
 def _selection(config: Any, request: VerifyRequest) -> tuple[list[Any], dict[str, str], Scope]:
@@ -117,23 +182,31 @@ def _selection(config: Any, request: VerifyRequest) -> tuple[list[Any], dict[str
 def _run(
     request: VerifyRequest,
     config: Any,
-    env: Any,
+    envs: list[Any],
     gates: list[Any],
     skipped: Mapping[str, str],
     scope: Scope,
     environ: Mapping[str, str],
-    capture: Any,
+    captures: list[Any],
     evidence_root: Path | None,
-    progress: Any,
-) -> tuple[RunResult, Path | None]:
-    """Open the target, run the gates (`progress` hears of each check), write the evidence, close.
+    progresses: list[Any],
+    live: Any,
+) -> list[tuple[RunResult, Path | None]]:
+    """Open each environment's target, run the gates against all of them at once in one event
+    loop (`progresses[i]` hears of environment i's checks), write each one's evidence, close.
 
-    Interrupted (Ctrl-C, SIGTERM), the finished checks still go into a bundle marked so.
+    Each environment's run is bounded by its Runner.deadline_s; run side by side, the whole
+    run is bounded by the longest of them, not their sum. The repository's checks run once
+    and every environment gets their result (opsctl/runner.py SharedChecks). Interrupted
+    (Ctrl-C, SIGTERM), each environment's finished checks still go into a bundle marked so.
     """
     import asyncio
+    from contextlib import ExitStack
 
     from opsctl.result_cache import cache_for
+    from opsctl.runner import SharedChecks
     from opsctl.verify import (
+        REPOSITORY_CHECKS,
         interrupted_run,
         needs_target,
         notion_settings,
@@ -148,49 +221,67 @@ def _run(
     started = time.monotonic()
     offline = resolve_advisories(request.advisories, environ)
     cache = cache_for(config.path, request.fresh, environ)
-    with open_target(env, request.url, environ, needs_target(gates)) as target:
+    shared = SharedChecks(REPOSITORY_CHECKS) if len(envs) > 1 else None
+    with ExitStack() as stack:
+        needed = needs_target(gates)
+        targets = [
+            stack.enter_context(open_target(env, request.url, environ, needed)) for env in envs
+        ]
 
-        def evidence(run: RunResult, outcome: str) -> Path | None:
+        def evidence(run: RunResult, capture: Any, target: Any, outcome: str) -> Path | None:
             if evidence_root is None:
                 return None
             secrets = secret_values(config, target, environ, capture)
             return record_evidence(config, run, capture, secrets, evidence_root, outcome)
 
-        try:
-            from opsctl.console import LiveTable
-
-            with progress if isinstance(progress, LiveTable) else nullcontext():
-                on_event = progress.on_event if progress is not None else None
-                notion = notion_settings(config, environ)
-                run = asyncio.run(
+        async def every_run() -> list[RunResult]:
+            notion = notion_settings(config, environ)
+            return await asyncio.gather(
+                *(
                     run_gates(
                         config,
                         env,
                         target,
                         gates,
                         skipped,
-                        on_event,
+                        progress.on_event if progress is not None else None,
                         request.debug,
                         capture,
                         offline,
                         notion,
                         cache,
                         environ,
+                        shared,
+                    )
+                    for env, target, capture, progress in zip(
+                        envs, targets, captures, progresses, strict=True
                     )
                 )
-        except KeyboardInterrupt:
-            cut = interrupted_run(
-                env, target, gates, capture, started_at, time.monotonic() - started
             )
-            evidence(dataclasses.replace(cut, scope=scope), "interrupted")
+
+        try:
+            with live if live is not None else nullcontext():
+                runs = asyncio.run(every_run())
+        except KeyboardInterrupt:
+            for env, target, capture in zip(envs, targets, captures, strict=True):
+                cut = interrupted_run(
+                    env, target, gates, capture, started_at, time.monotonic() - started
+                )
+                evidence(dataclasses.replace(cut, scope=scope), capture, target, "interrupted")
             raise
-        run = dataclasses.replace(run, scope=scope)
-        return run, evidence(run, "completed")
+        done = []
+        for run, capture, target in zip(runs, captures, targets, strict=True):
+            run = dataclasses.replace(run, scope=scope)
+            done.append((run, evidence(run, capture, target, "completed")))
+        return done
 
 
-def _display(request: VerifyRequest, env: Any, gates: list[Any]) -> tuple[Any, Any, Any]:
-    """What to show (opsctl/output.py decides), the console it goes to, and what hears of each
-    check as it runs: the live table, the plain lines, or nothing."""
+def _display(
+    request: VerifyRequest, envs: list[Any], gates: list[Any], several: bool
+) -> tuple[Any, Any, list[Any], Any]:
+    """What to show (opsctl/output.py decides), the console it goes to, what hears of each
+    environment's checks as they run (the live table, the plain lines, or nothing), and the
+    live table to draw while the run goes (None when there is none)."""
     from checks.registry import CHECKS
     from opsctl.console import LiveTable, PlainProgress, make_console
     from opsctl.output import decide
@@ -204,16 +295,28 @@ def _display(request: VerifyRequest, env: Any, gates: list[Any]) -> tuple[Any, A
         sys.stderr.isatty(),
     )
     console = make_console(output, sys.stderr if output.to_stderr else sys.stdout)
-    progress: LiveTable | PlainProgress | None = None
     if output.progress == "live":
-        progress = LiveTable(gates, console)
-    elif output.progress == "plain":
+        names = [env.name for env in envs] if several else []
+        table = LiveTable(gates, console, names)
+        if not several:
+            return output, console, [table], table
+        return output, console, [table.listener(name) for name in names], table
+    if output.progress == "plain":
 
         def talks_to_bot(check_id: str) -> bool:
             return check_id in CHECKS and CHECKS[check_id].needs_target
 
-        progress = PlainProgress(console, talks_to_bot, env.expect.wake_timeout_s)
-    return output, console, progress
+        progresses = [
+            PlainProgress(
+                console,
+                talks_to_bot,
+                env.expect.wake_timeout_s,
+                _label(env.name, envs) if several else "",
+            )
+            for env in envs
+        ]
+        return output, console, progresses, None
+    return output, console, [None for _ in envs], None
 
 
 def show(run: RunResult, output: Any, console: Any, progress: Any) -> None:
@@ -234,6 +337,39 @@ def show(run: RunResult, output: Any, console: Any, progress: Any) -> None:
         print_summary(run, console, progress)
     else:
         print_lines(text_lines(run), console)
+
+
+def show_several(
+    runs: list[RunResult], verdict: Any, output: Any, console: Any, progresses: list[Any]
+) -> None:
+    """Several environments' runs on stdout: each one's lines led by its name (its verdict
+    first), then the overall verdict; --json: one document holding every run."""
+    from evidence.formats.text import Line, text_lines
+    from opsctl.console import PlainProgress, print_lines, print_run, print_summary
+
+    width = max(len(run.env) for run in runs)
+    labels = [f"{run.env:<{width}}  " for run in runs]
+    overall = Line("", verdict.line, verdict.status, "")
+    if output.final == "json":
+        from evidence.formats.json_format import render_environments
+
+        click.echo(render_environments(runs, verdict), nl=False)
+        if any(isinstance(p, PlainProgress) for p in progresses):  # stderr ends with verdicts
+            for run, label in zip(runs, labels, strict=True):
+                print_lines(text_lines(run)[:1], console, label)
+            print_lines([overall], console)
+        return
+    for run, label, progress in zip(runs, labels, progresses, strict=True):
+        if output.final == "table":
+            print_run(run, console, label)
+            console.print()
+        elif output.final == "summary" and isinstance(progress, PlainProgress):
+            print_summary(run, console, progress)
+        else:
+            print_lines(text_lines(run), console, label)
+    if output.final != "table":
+        console.print()
+    print_lines([overall], console)
 
 
 def _sync_run_to_notion(

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -84,6 +85,29 @@ def exposed(result: CheckResult, exposures: Sequence[Exposure]) -> CheckResult:
     )
 
 
+# What a shared check leaves: its result and the tool reports it wrote.
+SharedRun = tuple[CheckResult, dict[str, str]]
+
+
+class SharedChecks:
+    """Checks whose result does not depend on the environment (the repository's), run once for
+    every environment of a run: the first runner to reach one runs it, the others await it (the
+    suite would otherwise run once per environment)."""
+
+    def __init__(self, check_ids: Collection[str]) -> None:
+        self.check_ids = frozenset(check_ids)
+        self._runs: dict[tuple[str, str, int], asyncio.Future[SharedRun]] = {}
+
+    async def once(
+        self, key: tuple[str, str, int], run: Callable[[], Awaitable[SharedRun]]
+    ) -> SharedRun:
+        """The run of `key` (gate, check, attempt), started by the first caller."""
+        if key not in self._runs:
+            self._runs[key] = asyncio.ensure_future(run())
+        # One environment's run cancelled must not cancel the check the others await.
+        return await asyncio.shield(self._runs[key])
+
+
 class Runner:
     """Runs gates against one target; everything it needs is passed in."""
 
@@ -95,8 +119,11 @@ class Runner:
         clock: Callable[[], float] = time.monotonic,
         debug: bool = False,
         signoffs: Sequence[Signoff] = (),
+        shared: SharedChecks | None = None,
     ) -> None:
         self._signoffs = list(signoffs)
+        self._shared = shared
+        self._asked: Counter[tuple[str, str]] = Counter()
         self._checks = checks
         self._on_event = on_event
         self._sleep = sleep
@@ -262,10 +289,32 @@ class Runner:
         one wake of the target, whose time is not the check's.
 
         The result leaves here redacted (every renderer gets it so), and a FAIL when the bot
-        answered one of its requests with a secret.
+        answered one of its requests with a secret. A check shared by several environments'
+        runs (`shared`) runs once; each run gets its result and its reports.
         """
-        check = self._checks[check_id]
         self._on_event(gate_id, check_id, None)
+        if self._shared is None or check_id not in self._shared.check_ids:
+            result = await self._checked(gate_id, check_id, ctx, deadline)
+        else:
+            self._asked[(gate_id, check_id)] += 1
+            key = (gate_id, check_id, self._asked[(gate_id, check_id)])
+            alone = replace(ctx, reports={})  # what it writes goes to every run, not only one
+
+            async def run() -> SharedRun:
+                return await self._checked(gate_id, check_id, alone, deadline), alone.reports
+
+            result, reports = await self._shared.once(key, run)
+            redactor = redactor_for(ctx)  # this run's secrets too, not only the first run's
+            result = redacted(result, redactor)
+            ctx.reports.update({name: redactor.redact(text) for name, text in reports.items()})
+        self._on_event(gate_id, check_id, result)
+        return result
+
+    async def _checked(
+        self, gate_id: str, check_id: str, ctx: CheckContext, deadline: float
+    ) -> CheckResult:
+        """run_check's work, without its events."""
+        check = self._checks[check_id]
         started = self._clock()
         # The task wait_for starts copies this context: the transcript knows whose request it is,
         # what to keep out of it, and which secrets the bot's answers must not hold.
@@ -314,7 +363,6 @@ class Runner:
         result = redacted(result, redactor)
         for name, text in list(ctx.reports.items()):  # tool reports, kept as evidence
             ctx.reports[name] = redactor.redact(text)
-        self._on_event(gate_id, check_id, result)
         return result
 
     @staticmethod

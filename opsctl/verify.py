@@ -26,8 +26,8 @@ from evidence.store import list_bundles, phase_rows
 from evidence.transcripts import Recorder
 from opsctl.config import Config, Environment, Gate
 from opsctl.files import write_atomically
-from opsctl.results import SKIPPED_BY_REQUEST, GateResult, RunResult
-from opsctl.runner import EventHandler, Runner
+from opsctl.results import SKIPPED_BY_REQUEST, GateResult, RunResult, Verdict
+from opsctl.runner import EventHandler, Runner, SharedChecks
 from opsctl.transport import run_client
 
 # Variables the local bot must not inherit from the caller's shell: it gets its own.
@@ -43,6 +43,13 @@ _BOT_OWN = (
     "FLASK_ENV",
     "PORT",
 )
+
+
+# Checks that read the repository only: the same result whatever the environment, so a run
+# over several environments runs each once and gives every environment its result. Not every
+# check without a target: https reads the environment's URLs, keepalive its ping log, notion
+# its newest run.
+REPOSITORY_CHECKS = frozenset({"secrets", "hygiene", "deps", "lint", "tests", "deploy-files"})
 
 
 @dataclass(frozen=True)
@@ -187,9 +194,11 @@ async def run_gates(
     notion: NotionSettings | None = None,
     cache: ResultCache | None = None,
     environ: Mapping[str, str] | None = None,
+    shared: SharedChecks | None = None,
 ) -> RunResult:
     """Run the gates against the target with one pooled HTTP client; `environ` (os.environ
-    over .env) names the secrets the runner redacts."""
+    over .env) names the secrets the runner redacts; `shared`: the checks this run shares with
+    other environments' runs in the same event loop."""
     capture = capture or Capture()
 
     def both(gate_id: str, check_id: str, result: CheckResult | None) -> None:
@@ -222,7 +231,9 @@ async def run_gates(
             notion=notion,
             cache=cache,
         )
-        runner = Runner(CHECKS, on_event=both, debug=debug, signoffs=capture.signoffs)
+        runner = Runner(
+            CHECKS, on_event=both, debug=debug, signoffs=capture.signoffs, shared=shared
+        )
         return await runner.run(gates, ctx, skipped)
 
 
@@ -355,3 +366,22 @@ def _newest_runs(root: Path) -> dict[str, str]:
         if bundle.outcome == "completed":
             newest.setdefault(bundle.env, bundle.name)
     return newest
+
+
+def judge_environments(runs: Sequence[RunResult]) -> Verdict:
+    """One verdict over several environments' runs: the worst run decides (the first of the
+    worst, by its verdict's status as checks/statuses.py orders them, as judge picks a gate),
+    its exit code is the run's; the line names every environment that is not done."""
+    verdicts = [(run.env, run.judgement) for run in runs]
+    count = len(verdicts)
+    _, worst = max(verdicts, key=lambda pair: pair[1].status.meaning.severity)
+    failing = [f"{env} ({v.status.value})" for env, v in verdicts if v.exit_code != 0]
+    if failing:
+        line = f"{worst.status.value}: {len(failing)} of {count} environments not done: "
+        return Verdict(worst.exit_code, line + ", ".join(failing), worst.status, worst.deciding)
+    warned = [env for env, v in verdicts if v.status is not Status.PASS]
+    word = f"PASS with warnings ({', '.join(warned)})" if warned else "PASS"
+    names = ", ".join(env for env, _ in verdicts)
+    return Verdict(
+        worst.exit_code, f"{word}: all {count} environments passed ({names})", worst.status
+    )

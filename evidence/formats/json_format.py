@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from checks.interface import CheckResult
-from opsctl.results import GateResult, RunResult
+from opsctl.results import GateResult, RunResult, Verdict
 
 SCHEMA_ID = "opsctl.verify/v1"
+ENVIRONMENTS_SCHEMA_ID = "opsctl.verify-envs/v1"
+"""`verify` over several environments: the overall verdict, and each run as opsctl.verify/v1."""
 
 
 def _check(result: CheckResult) -> dict[str, Any]:
@@ -57,6 +60,22 @@ def as_data(run: RunResult) -> dict[str, Any]:
         },
         "gates": [_gate(g) for g in run.gates],
     }
+
+
+def environments_data(runs: Sequence[RunResult], verdict: Verdict) -> dict[str, Any]:
+    """Several environments' runs as one JSON-ready document: the overall verdict where a single
+    run has its own (`.verdict.exit_code` is the exit code either way), then every run whole."""
+    return {
+        "schema": ENVIRONMENTS_SCHEMA_ID,
+        "envs": [run.env for run in runs],
+        "verdict": {"line": verdict.line, "exit_code": int(verdict.exit_code)},
+        "runs": [as_data(run) for run in runs],
+    }
+
+
+def render_environments(runs: Sequence[RunResult], verdict: Verdict) -> str:
+    """environments_data as pretty JSON with a trailing newline."""
+    return json.dumps(environments_data(runs, verdict), indent=2, ensure_ascii=False) + "\n"
 
 
 def render_json(run: RunResult) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from xml.etree import ElementTree
@@ -88,9 +88,13 @@ def _count(suite: ElementTree.Element) -> dict[str, int]:
 
 
 def _gate_suite(
-    suites: ElementTree.Element, gate: GateResult, in_scope: bool, stamp: dict[str, str]
+    suites: ElementTree.Element,
+    gate: GateResult,
+    in_scope: bool,
+    stamp: dict[str, str],
+    env: str = "",
 ) -> ElementTree.Element:
-    suite = _suite(suites, f"{gate.gate_id} {gate.title}", stamp)
+    suite = _suite(suites, f"{_led(env, gate.gate_id)} {gate.title}", stamp)
     suite.set("time", f"{gate.duration_s:.3f}")
     # Kept for readers of the XML: reporters show testcases, so these only add to them.
     properties = ElementTree.SubElement(suite, "properties")
@@ -105,7 +109,11 @@ def _gate_suite(
         (gate.gate_id, gate.status, gate.reason, "", {}, 0.0)
     ]:
         case = ElementTree.SubElement(
-            suite, "testcase", classname=gate.gate_id, name=name, time=f"{duration:.3f}"
+            suite,
+            "testcase",
+            classname=_led(env, gate.gate_id),
+            name=name,
+            time=f"{duration:.3f}",
         )
         message = _xml_safe(f"{status.value}: {reason}")
         tag = _element(status, gate.blocking, in_scope)
@@ -122,33 +130,64 @@ def _gate_suite(
     return suite
 
 
+def _led(env: str, gate_id: str) -> str:
+    """A gate's suite name and classname: led by its environment when a file holds several."""
+    return f"{env}/{gate_id}" if env else gate_id
+
+
 def render_junit(run: RunResult, hostname: str | None = None) -> str:
     """The run as JUnit XML: each status as checks/statuses.py maps it (FAIL and BLOCKED a
     failure, ERROR an error, SKIP and DOCUMENTED-BLOCKED skipped, PASS and WARN passed); an
     advisory gate's failure skipped (see `advisory`). `hostname`: this machine's by default."""
-    host = hostname or socket.gethostname() or "localhost"  # the schemas' word for unknown
-    timestamp = _timestamp(run.started_at)
-    stamp = {"timestamp": timestamp} if timestamp else {}
-    stamp["hostname"] = host
     partial = f" ({run.scope.describe()})" if run.scope.partial else ""
+    return _document(f"opsctl verify {run.env}{partial}", [run], run.duration_s, hostname)
+
+
+def render_junit_runs(runs: Sequence[RunResult], hostname: str | None = None) -> str:
+    """Several environments' runs in one file, as render_junit writes one: every run's suites,
+    each named and classed `ENV/GATE`, so a dashboard tells the environments apart."""
+    scope = runs[0].scope if runs else None  # one request: every run has the same scope
+    partial = f" ({scope.describe()})" if scope is not None and scope.partial else ""
+    name = f"opsctl verify {', '.join(run.env for run in runs)}{partial}"
+    # Side by side: the file's time is the longest run's, not the sum.
+    longest = max((run.duration_s for run in runs), default=0.0)
+    return _document(name, runs, longest, hostname, named=True)
+
+
+def _document(
+    name: str,
+    runs: Sequence[RunResult],
+    duration_s: float,
+    hostname: str | None,
+    named: bool = False,
+) -> str:
+    """<testsuites> holding every run's suites (led by the environment when `named`)."""
+    host = hostname or socket.gethostname() or "localhost"  # the schemas' word for unknown
     # junit-10.xsd allows no `skipped` count on <testsuites>: each <testsuite> has its own.
     suites = ElementTree.Element(
         "testsuites",
-        name=f"opsctl verify {run.env}{partial}",
+        name=name,
         tests="0",
         failures="0",
         errors="0",
-        time=f"{run.duration_s:.3f}",
+        time=f"{duration_s:.3f}",
     )
-    for gate in run.gates:
-        _gate_suite(suites, gate, gate.gate_id not in run.scope.not_run, stamp)
-    listed = {gate.gate_id for gate in run.gates}
-    for gate_id in run.scope.not_run:  # left out by --only: shown, so a dashboard sees the gap
-        if gate_id not in listed:
-            suite = _suite(suites, gate_id, stamp)
-            case = ElementTree.SubElement(suite, "testcase", classname=gate_id, name=gate_id)
-            case.set("time", "0.000")
-            ElementTree.SubElement(case, "skipped", message=f"not run: {run.scope.describe()}")
+    for run in runs:
+        timestamp = _timestamp(run.started_at)
+        stamp = {"timestamp": timestamp} if timestamp else {}
+        stamp["hostname"] = host
+        env = run.env if named else ""
+        for gate in run.gates:
+            _gate_suite(suites, gate, gate.gate_id not in run.scope.not_run, stamp, env)
+        listed = {gate.gate_id for gate in run.gates}
+        for gate_id in run.scope.not_run:  # left out by --only: shown, so a dashboard sees the gap
+            if gate_id not in listed:
+                suite = _suite(suites, _led(env, gate_id), stamp)
+                case = ElementTree.SubElement(
+                    suite, "testcase", classname=_led(env, gate_id), name=gate_id
+                )
+                case.set("time", "0.000")
+                ElementTree.SubElement(case, "skipped", message=f"not run: {run.scope.describe()}")
     totals = dict.fromkeys(("tests", "failures", "errors"), 0)
     for suite in suites.findall("testsuite"):
         counted = _count(suite)

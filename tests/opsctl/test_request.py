@@ -45,6 +45,8 @@ def non_default_arguments(command: click.Command) -> tuple[list[str], dict[str, 
             args += [flag, f"value-of-{param.name}"]
             expected[param.name] = f"value-of-{param.name}"
         assert expected[param.name] != param.default, param.name
+        if param.name == "env_names" and not param.multiple:  # `check`'s one --env, as a tuple
+            expected[param.name] = (expected[param.name],)
     return args, expected
 
 
