@@ -2,17 +2,24 @@
 
 import ctypes
 import os
+import shutil
 import signal
 import sys
-from typing import Any
+import tempfile
+from pathlib import Path
+from typing import Any, NoReturn
+
+from prometheus_client import multiprocess, values
 
 from bot import serving
+from bot.metrics import MULTIPROC_DIR
 from bot.settings import SettingsError, load_settings
 
-# One process: the metrics and the warm-up report live in that process (and, without
-# REDIS_URL, the MessageSid reply cache and the rate limit's counts), so /metrics counts every
-# request, a retried message meets the same cache, and the free tier's 512 MB holds one copy
-# of the app. Scaling out: more instances with REDIS_URL (README "Several instances").
+# One process: the warm-up report lives in that process (and, without REDIS_URL, the
+# MessageSid reply cache and the rate limit's counts), so a retried message meets the same
+# cache, and the free tier's 512 MB holds one copy of the app. Scaling out: more instances
+# with REDIS_URL (README "Several instances"); more workers (`--workers N`) count /metrics
+# across all of them through PROMETHEUS_MULTIPROC_DIR (on_starting below).
 workers = 1
 # gevent: a connection costs a greenlet, not a thread, while its request arrives, so slow or
 # idle clients cannot take the bot away (issue 14: with gthread's 16 threads, 16 slowloris
@@ -92,3 +99,62 @@ def post_fork(server: object, worker: Any) -> None:
     _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     if os.getppid() != worker.ppid:  # the master died before prctl took effect
         os._exit(1)
+
+
+# The folder on_starting makes when several workers run and PROMETHEUS_MULTIPROC_DIR is unset;
+# on_exit removes it (by its name: a reload (HUP) runs this file again, with a fresh module).
+_MADE_DIR_PREFIX = "clara-metrics-"
+
+
+def _refuse(message: str) -> NoReturn:
+    print(f"clara: cannot start: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def on_starting(server: Any) -> None:
+    """/metrics counts every worker's requests: prometheus-client's multiprocess mode.
+
+    PROMETHEUS_MULTIPROC_DIR turns it on. Unset with more than one worker (the count gunicorn
+    settled on: --workers, GUNICORN_CMD_ARGS, WEB_CONCURRENCY), a fresh temporary folder is
+    named here, in the master, before any worker forks; one worker and no variable: the
+    in-process registry, as before. The folder's files of an earlier run are removed first, as
+    the library requires (https://prometheus.github.io/client_python/multiprocess/): only its
+    own *.db files, in case the variable names a folder holding anything else.
+    """
+    directory = os.environ.get(MULTIPROC_DIR)
+    if directory is None:
+        if server.cfg.workers <= 1:
+            return
+        directory = tempfile.mkdtemp(prefix=_MADE_DIR_PREFIX)
+        os.environ[MULTIPROC_DIR] = directory
+        # The library picks its value class once, as it is imported, and this master imported
+        # it before this hook (bot.serving imports bot.webhook, which imports bot.metrics).
+        # Pick again now the variable is set: no metric exists yet in the master, and the
+        # workers build theirs after the fork.
+        values.ValueClass = values.get_value_class()
+    if not directory:
+        _refuse(f"{MULTIPROC_DIR} is set but empty: name a folder for the metrics, or unset it")
+    try:
+        os.makedirs(directory, exist_ok=True)
+        for stale in Path(directory).glob("*.db"):
+            stale.unlink()
+    except OSError as exc:
+        _refuse(f"{MULTIPROC_DIR}={directory}: {exc.strerror}: name a folder this user can write")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        _refuse(f"{MULTIPROC_DIR}={directory}: not writable: name a folder this user can write")
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker gone (stopped, killed, restarted): its live gauges go with it, its counts stay.
+
+    Without this a killed worker would stay in clara_workers and in the warm-up gauges."""
+    if os.environ.get(MULTIPROC_DIR):
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    """Remove the metrics folder on_starting made (a folder named by the operator stays)."""
+    directory = os.environ.get(MULTIPROC_DIR, "")
+    made = Path(directory).parent == Path(tempfile.gettempdir())
+    if directory and made and Path(directory).name.startswith(_MADE_DIR_PREFIX):
+        shutil.rmtree(directory, ignore_errors=True)

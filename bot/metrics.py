@@ -5,12 +5,22 @@ methods grew the worker by 90 MB and /metrics to 18 MB (issue 14; gunicorn accep
 upper-case method of 3-20 letters, on any path, unsigned). `LABELS` names every label a metric
 may carry with every value it can take, a metric is built only from labels named there, and
 `request_labels` is the one place a request becomes label values.
+
+Several gunicorn workers: PROMETHEUS_MULTIPROC_DIR (prometheus-client's own switch, read once as
+the library is imported; gunicorn.conf.py names a fresh directory itself when it runs more than
+one worker) makes every process write its values to files there, and /metrics serves their merge,
+whichever worker answers (https://prometheus.github.io/client_python/multiprocess/). Counters and
+histograms are summed over every worker that ever ran in this server's life, so a killed worker's
+counts stay; gauges say how they merge (`multiprocess_mode`); the process metrics (resident
+memory) are read for each live worker and carry its `pid`, a label bounded by the worker count.
+Without the variable: one registry in this process, as before.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -23,7 +33,16 @@ from prometheus_client import (
     Histogram,
     ProcessCollector,
     generate_latest,
+    values,
 )
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client's variable: set, every process keeps its values in files in this folder."""
+WORKERS = "clara_workers"
 
 METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
@@ -115,15 +134,69 @@ def request_labels(req: Request, status_code: int) -> RequestLabels:
     return RequestLabels(route, method, status_label(status_code))
 
 
+def multiprocess_on() -> bool:
+    """Whether prometheus-client keeps values in PROMETHEUS_MULTIPROC_DIR's files: it chose
+    once, as it was imported (prometheus_client/values.py)."""
+    return values.ValueClass is not values.MutexValue
+
+
+def _constant(value: str) -> Callable[[], str]:
+    """A function returning `value` (ProcessCollector asks for the pid as a function)."""
+    return lambda: value
+
+
+class WorkersCollector(Collector):
+    """Every worker's metrics merged from PROMETHEUS_MULTIPROC_DIR, and the process metrics of
+    each live worker, labelled with its pid."""
+
+    def __init__(self, directory: str) -> None:
+        self._merged = MultiProcessCollector(None, path=directory)
+
+    def collect(self) -> Iterable[Metric]:
+        merged = list(self._merged.collect())
+        yield from merged
+        # The library's own ProcessCollector reads /proc/self only (its docs: "custom collectors
+        # do not work" in this mode), but takes any pid: each live worker's, read now, not as
+        # that worker last wrote it. Live: clara_workers's files, which child_exit removes.
+        pids = sorted(
+            {s.labels["pid"] for m in merged if m.name == WORKERS for s in m.samples}, key=int
+        )
+        families: dict[str, Metric] = {}
+        for pid in pids:
+            for family in ProcessCollector(pid=_constant(pid), registry=None).collect():
+                into = families.setdefault(
+                    family.name, Metric(family.name, family.documentation, family.type)
+                )
+                into.samples += [
+                    Sample(s.name, {**s.labels, "pid": pid}, s.value) for s in family.samples
+                ]
+        yield from families.values()
+
+
 class Metrics:
     """Every metric the bot exports."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        """This process's metrics."""
         r = self.registry
-        # process_resident_memory_bytes and friends (Linux): Render kills an instance over its
-        # plan's memory (512 MB free) and answers 502; opsctl's metrics check judges this.
-        ProcessCollector(registry=r)
+        self.exported = r
+        """What /metrics renders: this registry, or every worker's merge (multiprocess mode)."""
+        if multiprocess_on():
+            self.exported = CollectorRegistry()
+            self.exported.register(WorkersCollector(os.environ[MULTIPROC_DIR]))
+        else:
+            # process_resident_memory_bytes and friends (Linux): Render kills an instance over
+            # its plan's memory (512 MB free) and answers 502; opsctl's metrics check judges it.
+            ProcessCollector(registry=r)
+        # 1 per live worker; in multiprocess mode one sample per worker, labelled pid.
+        self.workers = Gauge(
+            WORKERS,
+            "Live worker processes (labelled pid under PROMETHEUS_MULTIPROC_DIR)",
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+        self.workers.set(1)
         self.requests = Counter(
             "clara_http_requests",
             "HTTP requests by route and status",
@@ -170,10 +243,22 @@ class Metrics:
         self.cache_misses = Counter(
             "clara_cache_misses", "Messages the cache had no answer for", registry=r
         )
+        # Each worker warms up on its own. Merged over the live workers only (a dead worker's
+        # value leaves with it: a killed ready worker must not cover for its replacement), and
+        # into one sample as with one process: ready once every live worker is (the lowest),
+        # after the slowest one's time (the highest).
         self.warmup_duration = Gauge(
-            "clara_warmup_duration_seconds", "How long the start-up warm-up took", registry=r
+            "clara_warmup_duration_seconds",
+            "How long the start-up warm-up took",
+            registry=r,
+            multiprocess_mode="livemax",
         )
-        self.warmup_ready = Gauge("clara_warmup_ready", "1 once the warm-up passed", registry=r)
+        self.warmup_ready = Gauge(
+            "clara_warmup_ready",
+            "1 once the warm-up passed",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
 
     def count_request(self, labels: RequestLabels, seconds: float | None) -> None:
         """Count one answered request, and its time when known."""
@@ -183,7 +268,7 @@ class Metrics:
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
-        return generate_latest(self.registry)
+        return generate_latest(self.exported)
 
 
 def init_app(app: Flask, metrics: Metrics) -> None:

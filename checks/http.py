@@ -330,12 +330,17 @@ def _families(text: str) -> list[Any]:
 
 
 def _resident_mb(families: list[Any]) -> float | None:
-    """The process's resident memory in MB, when the bot reports it."""
-    for family in families:
-        for sample in family.samples:
-            if sample.name == RESIDENT_MEMORY:
-                return float(sample.value) / 1e6
-    return None
+    """The bot's resident memory in MB, when it reports it: the sum over its processes.
+
+    One worker reports one sample; several (PROMETHEUS_MULTIPROC_DIR) one per live worker,
+    labelled pid (bot/metrics.py), and the instance is killed on their sum."""
+    found = [
+        float(sample.value)
+        for family in families
+        for sample in family.samples
+        if sample.name == RESIDENT_MEMORY
+    ]
+    return sum(found) / 1e6 if found else None
 
 
 async def resident_memory_mb(ctx: CheckContext) -> float | None:
