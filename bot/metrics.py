@@ -158,6 +158,9 @@ class WorkersCollector(Collector):
         # The library's own ProcessCollector reads /proc/self only (its docs: "custom collectors
         # do not work" in this mode), but takes any pid: each live worker's, read now, not as
         # that worker last wrote it. Live: clara_workers's files, which child_exit removes.
+        # The master is left out: forked from it, the workers' resident memory already counts
+        # the pages they share with it (two workers: 92.7 MB of RSS summed, 93.3 MB PSS for
+        # master and workers together), and their sum is what opsctl judges against the plan.
         pids = sorted(
             {s.labels["pid"] for m in merged if m.name == WORKERS for s in m.samples}, key=int
         )

@@ -79,6 +79,15 @@ def per_worker_webhooks(directory: Path) -> dict[int, float]:
     return counts
 
 
+def metrics_folder(pid: int) -> Path:
+    """The folder of the metric files a worker has mapped into its memory."""
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        path = Path(line.split(maxsplit=5)[-1])
+        if path.name.endswith(f"_{pid}.db"):
+            return path.parent
+    raise AssertionError(f"worker {pid} maps no metric file")
+
+
 def post_messages(url: str, labels: list[str]) -> None:
     """Post one signed message per label, eight at a time, each on its own connection."""
 
@@ -162,9 +171,9 @@ def test_several_workers_without_the_variable_get_a_folder_of_their_own(
 ) -> None:
     """gunicorn.conf.py names a fresh folder when several workers run, and removes it after."""
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
-    made_before = set(Path(tempfile.gettempdir()).glob("clara-metrics-*"))
     server = start_bot(extra_args=TWO_WORKERS)
-    (made,) = set(Path(tempfile.gettempdir()).glob("clara-metrics-*")) - made_before
+    made = {metrics_folder(pid) for pid in worker_pids(server.url)}.pop()
+    assert made.parent == Path(tempfile.gettempdir()) and made.name.startswith("clara-metrics-")
     sent = post_until_both_answered(server.url, made)
     for _ in range(6):
         assert webhook_count(server.url) == sent
@@ -239,3 +248,15 @@ def test_deploy_files_still_refuse_a_second_worker(deploy_repo: Path) -> None:  
     assert result.reason == (
         "against the runbook: 2 gunicorn workers (GUNICORN_CMD_ARGS in render.yaml)"
     )
+
+
+def test_one_worker_without_the_variable_is_one_registry_as_before(
+    start_bot: Callable[..., DevServer],
+) -> None:
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    server = start_bot()
+    post_messages(server.url, ["alone"])
+    assert webhook_count(server.url) == 1
+    assert samples(server.url, "clara_workers") == [({}, 1.0)]
+    ((labels, memory),) = samples(server.url, "process_resident_memory_bytes")
+    assert labels == {} and 10e6 < memory < 512e6
