@@ -8,6 +8,8 @@ import asyncio
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ import xmlschema
 from checks.interface import Check, CheckContext, CheckResult, Expectations, Status
 from checks.registry import CHECKS
 from evidence.formats.json_format import ENVIRONMENTS_SCHEMA_ID
+from evidence.store import list_bundles, verify_bundle
 from opsctl.config import Gate
 from opsctl.runner import Runner, SharedChecks
 from opsctl.verify import REPOSITORY_CHECKS, judge_environments
@@ -238,6 +241,76 @@ def test_the_live_table_has_a_row_per_environment_and_check(world: World) -> Non
     assert "\nalpha  PASS: every blocking gate passed (2 PASS)" in text
     assert "\nbravo  FAIL: gate P2.2 Render deploy: metrics:" in text
     assert text.rstrip().endswith("FAIL: 1 of 2 environments not done: bravo (FAIL)")
+
+
+def test_notion_syncs_each_environments_run(world: World) -> None:
+    """--notion after several verdicts: each environment's run goes to Notion (here Notion is
+    down: each is queued, one line each, the exit code still the run's)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    config = world.folder / "notion.toml"
+    config.write_text(
+        world.config.read_text()
+        + '[notion]\noutbox = "outbox.json"\ntimeout_s = 1\nrequests_per_second = 100\n'
+        + f'gates_database = "{"1" * 32}"\nruns_database = "{"2" * 32}"\n'
+    )
+    environ = world.environ | {
+        "NOTION_TOKEN": "ntn_" + "d" * 46,  # pragma: allowlist secret
+        "NOTION_BASE_URL": f"http://127.0.0.1:{closed}",
+    }
+    command = [*OPSCTL, "verify", "--config", str(config), "--env-file", str(world.env_file)]
+    done = subprocess.run(
+        [*command, "--env", "alpha", "--env", "bravo", "--notion", "--no-evidence"],
+        cwd=REPO_ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.count("Notion sync pending: ") == 2, done.stderr
+    queued = json.loads((world.folder / "outbox.json").read_text())
+    runs = sorted(c["key"].rsplit("_", 1)[1] for c in queued if c["table"] == "runs")
+    assert runs == ["alpha", "bravo"]
+    gates = {c["key"] for c in queued if c["table"] == "gates"}
+    assert {"alpha/P2.2", "bravo/P2.2"} <= gates
+
+
+def test_interrupted_each_environment_leaves_its_bundle_marked_so(world: World) -> None:
+    """SIGTERM while both runs go: each environment's finished checks go into its own bundle,
+    marked interrupted, as one environment's do."""
+    evidence = world.folder / "evidence-cut"
+    command = [*OPSCTL, "verify", "--config", str(world.config), "--env-file", str(world.env_file)]
+    process = subprocess.Popen(
+        [*command, *("--env", "alpha", "--env", "bravo"), *("--evidence-dir", str(evidence))],
+        cwd=REPO_ROOT,
+        env=world.environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # a pipe: --progress auto gives the plain lines
+    assert process.stdout is not None
+    try:
+        seen: list[str] = []
+        # A check finished in both; the webhook checks still wait on their targets (2.5 s).
+        while sum(" metrics (" in line for line in seen) < 2:
+            line = process.stdout.readline()
+            assert line, f"the run ended before its metrics lines: {seen}"
+            seen.append(line)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and err.strip() == "opsctl: interrupted"
+    bundles = list_bundles(evidence)
+    assert sorted(b.env for b in bundles) == ["alpha", "bravo"]
+    for bundle in bundles:
+        assert bundle.outcome == "interrupted"
+        assert verify_bundle(bundle.path) == []
+        run = json.loads((bundle.path / "run.json").read_text())
+        metrics = [c for g in run["gates"] for c in g["checks"] if c["id"] == "metrics"]
+        assert len(metrics) == 1, "the finished check is in the bundle"
 
 
 def test_one_env_keeps_the_single_run_json(world: World) -> None:
