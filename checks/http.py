@@ -329,17 +329,22 @@ def _families(text: str) -> list[Any]:
     return list(text_string_to_metric_families(text))
 
 
-def _resident_mb(families: list[Any]) -> float | None:
-    """The bot's resident memory in MB, when it reports it: the sum over its processes.
+def _resident_samples(families: list[Any]) -> list[float]:
+    """Resident memory in bytes, one value per process the bot reports.
 
     One worker reports one sample; several (PROMETHEUS_MULTIPROC_DIR) one per live worker,
     labelled pid (bot/metrics.py), and the instance is killed on their sum."""
-    found = [
+    return [
         float(sample.value)
         for family in families
         for sample in family.samples
         if sample.name == RESIDENT_MEMORY
     ]
+
+
+def _resident_mb(families: list[Any]) -> float | None:
+    """The bot's resident memory in MB, summed over its processes, when it reports it."""
+    found = _resident_samples(families)
     return sum(found) / 1e6 if found else None
 
 
@@ -388,20 +393,25 @@ class MetricsCheck(Check):
         if not families:
             return self.result(Status.FAIL, "/metrics is empty", "register the bot's metrics")
         memory = _resident_mb(families)
+        processes = len(_resident_samples(families))
         details: dict[str, Any] = {
             "families": sorted(f.name for f in families),
             "resident_memory_mb": None if memory is None else round(memory, 1),
+            "resident_memory_processes": processes,
         }
         seen = f"{len(families)} metric families, {samples} samples"
         plan, share = ctx.expect.memory_mb, ctx.expect.memory_warn_share
+        summed = f" ({processes} workers together)" if processes > 1 else ""
         if memory is not None and memory > share * plan:
             return self.result(
                 Status.WARN,
-                f"the bot's resident memory is {memory:.0f} MB, {memory / plan:.0%} of the "
+                f"the bot's resident memory is {memory:.0f} MB{summed}, {memory / plan:.0%} of the "
                 f"plan's {plan:g} MB (warn above {share:.0%}); {seen}",
                 f"over {plan:g} MB Render kills the instance and answers 502: keep one gunicorn "
                 "worker and Whisper off, or move to a plan with more memory",
                 details=details,
             )
-        used = f", resident memory {memory:.0f} MB of {plan:g} MB" if memory is not None else ""
+        used = ""
+        if memory is not None:
+            used = f", resident memory {memory:.0f} MB{summed} of {plan:g} MB"
         return self.result(Status.PASS, seen + used, details=details)

@@ -121,11 +121,20 @@ def wait_for(condition: Callable[[], bool], budget: float = 20.0) -> None:
         time.sleep(0.1)
 
 
+def start_two_workers(start_bot: Callable[..., DevServer], directory: Path | None) -> DevServer:
+    """The bot with two workers, once both have built their metrics (start_bot waits for the
+    first /health to say ready: one worker's)."""
+    env = {} if directory is None else {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    server = start_bot(env, TWO_WORKERS)
+    wait_for(lambda: len(worker_pids(server.url)) == 2)
+    return server
+
+
 def test_every_fetch_of_metrics_counts_every_workers_requests(
     start_bot: Callable[..., DevServer], tmp_path: Path
 ) -> None:
     directory = tmp_path / "metrics"  # not there yet: gunicorn makes it
-    server = start_bot({"PROMETHEUS_MULTIPROC_DIR": str(directory)}, TWO_WORKERS)
+    server = start_two_workers(start_bot, directory)
     sent = post_until_both_answered(server.url, directory)
     assert sum(per_worker_webhooks(directory).values()) == sent
     for _ in range(6):
@@ -146,7 +155,7 @@ def test_a_killed_worker_takes_no_count_away(
     start_bot: Callable[..., DevServer], tmp_path: Path
 ) -> None:
     directory = tmp_path / "metrics"
-    server = start_bot({"PROMETHEUS_MULTIPROC_DIR": str(directory)}, TWO_WORKERS)
+    server = start_two_workers(start_bot, directory)
     sent = post_until_both_answered(server.url, directory)
     before = worker_pids(server.url)
     killed = max(before, key=lambda pid: per_worker_webhooks(directory)[pid])
@@ -171,7 +180,7 @@ def test_several_workers_without_the_variable_get_a_folder_of_their_own(
 ) -> None:
     """gunicorn.conf.py names a fresh folder when several workers run, and removes it after."""
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
-    server = start_bot(extra_args=TWO_WORKERS)
+    server = start_two_workers(start_bot, None)
     made = {metrics_folder(pid) for pid in worker_pids(server.url)}.pop()
     assert made.parent == Path(tempfile.gettempdir()) and made.name.startswith("clara-metrics-")
     sent = post_until_both_answered(server.url, made)
@@ -192,9 +201,11 @@ def test_an_earlier_runs_counts_are_wiped_at_start(
     stale.write_value(key, 1000.0, 0.0)
     stale.close()
     (directory / "notes.txt").write_text("not the library's: kept")
-    server = start_bot({"PROMETHEUS_MULTIPROC_DIR": str(directory)}, TWO_WORKERS)
+    server = start_two_workers(start_bot, directory)
     post_messages(server.url, ["one", "two", "three"])
     assert webhook_count(server.url) == 3
+    assert server.stop() == 0
+    # A folder the operator named stays, with what is not the library's.
     assert (directory / "notes.txt").read_text() == "not the library's: kept"
 
 
@@ -221,7 +232,7 @@ def test_opsctl_judges_the_sum_of_the_workers_memory(
     start_bot: Callable[..., DevServer], tmp_path: Path
 ) -> None:
     """Render kills the instance on all its processes' memory, not one worker's."""
-    server = start_bot({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}, TWO_WORKERS)
+    server = start_two_workers(start_bot, tmp_path / "metrics")
     per_worker = [value for _, value in samples(server.url, "process_resident_memory_bytes")]
     assert len(per_worker) == 2
     env = load_config(REPO_ROOT / "opsctl.toml", CHECKS).environments["local"]
@@ -231,6 +242,8 @@ def test_opsctl_judges_the_sum_of_the_workers_memory(
             ctx = CheckContext("local", server.url, PUBLIC, env.expect, client, {})
             result = await MetricsCheck().run(ctx)
         assert result.status is Status.PASS, result.reason
+        assert result.details["resident_memory_processes"] == 2
+        assert "MB (2 workers together) of 512 MB" in result.reason
         return float(result.details["resident_memory_mb"])
 
     judged = asyncio.run(check())
