@@ -107,6 +107,7 @@ _MADE_DIR_PREFIX = "clara-metrics-"
 
 
 def _refuse(message: str) -> NoReturn:
+    """Stop the start with one line, as _refuse_bad_settings does (exit 2: a setting)."""
     print(f"clara: cannot start: {message}", file=sys.stderr, flush=True)
     sys.exit(2)
 
@@ -115,11 +116,12 @@ def on_starting(server: Any) -> None:
     """/metrics counts every worker's requests: prometheus-client's multiprocess mode.
 
     PROMETHEUS_MULTIPROC_DIR turns it on. Unset with more than one worker (the count gunicorn
-    settled on: --workers, GUNICORN_CMD_ARGS, WEB_CONCURRENCY), a fresh temporary folder is
-    named here, in the master, before any worker forks; one worker and no variable: the
-    in-process registry, as before. The folder's files of an earlier run are removed first, as
-    the library requires (https://prometheus.github.io/client_python/multiprocess/): only its
-    own *.db files, in case the variable names a folder holding anything else.
+    settled on: --workers or GUNICORN_CMD_ARGS; `workers = 1` above outweighs WEB_CONCURRENCY),
+    a fresh temporary folder is named here, in the master, before any worker forks; one worker
+    and no variable: the in-process registry, as before. The folder's files of an earlier run
+    are removed first, as the library requires
+    (https://prometheus.github.io/client_python/multiprocess/): only its own *.db files, in
+    case the variable names a folder holding anything else.
     """
     directory = os.environ.get(MULTIPROC_DIR)
     if directory is None:
