@@ -276,8 +276,18 @@ def cli() -> None:
     shell_complete=_complete_gates,
     help="Do not run this gate.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON (opsctl.verify/v1).")
-@click.option("--junit", type=click.Path(path_type=Path), help="Also write JUnit XML here.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the run as JSON (opsctl.verify/v1; several environments: one "
+    "opsctl.verify-envs/v1 document holding each run).",
+)
+@click.option(
+    "--junit",
+    type=click.Path(path_type=Path),
+    help="Also write JUnit XML here (several environments: one file, suites named ENV/GATE).",
+)
 @click.option(
     "--evidence-dir",
     type=click.Path(path_type=Path),
@@ -297,7 +307,7 @@ def cli() -> None:
 @debug_option
 @click.pass_context
 def verify(ctx: click.Context, **options: Any) -> int:
-    """Run the phase gates against an environment and give an honest verdict."""
+    """Run the phase gates against one or more environments and give an honest verdict."""
     from opsctl.job import execute
 
     return execute(_request(ctx, options))
