@@ -295,8 +295,8 @@ RUNBOOK_RULES = (
     RunbookRule(
         False,
         _more_than_one_worker,
-        "one gunicorn worker: a second exceeds the free instance's 512 MB (Render answers 502) "
-        "and splits the per-process reply cache and metrics",
+        "one gunicorn worker: a second exceeds the free instance's 512 MB (Render answers 502); "
+        "scale out with more instances and REDIS_URL instead",
     ),
     RunbookRule(
         False,
