@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 
 from gunicorn import util
 
-from bot.webhook import MAX_BODY_BYTES
+from bot.limits import MAX_BODY_BYTES
 
 # A request's body must have arrived this long after its headers (gevent's worker gives the
 # request line and headers `keepalive` seconds: gunicorn.conf.py). Twilio's forms are about

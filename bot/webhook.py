@@ -19,12 +19,12 @@ from bot.answers import Answer
 from bot.audio import AUDIO_ROUTE_PREFIX
 from bot.guardrails import clean_input
 from bot.knowledge import detect_language
+from bot.limits import MAX_BODY_BYTES
 from bot.metrics import Refusal
 from bot.signature import is_valid_signature, public_base, public_url
 from bot.state import BotState, get_state
 from bot.store import StoreDown
 
-MAX_BODY_BYTES = 64 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
 
 # What a sender over RATE_LIMIT_PER_MINUTE reads, in the language of the message (a 200: Twilio
