@@ -42,7 +42,7 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile requirements/bootstrap.in --constraint requirements/toolkit.txt --python-version 3.11 --generate-hashes -o requirements/bootstrap.txt
 
 ## bench: every benchmark in bench/, each to the end; exit 1 naming those whose bar was missed
-BENCHES := webhook webhook_floor memory verify_concurrency verify_envs startup secrets audit_offline warmup notion
+BENCHES := webhook webhook_floor webhook_redis memory verify_concurrency verify_envs startup secrets audit_offline warmup notion
 bench: $(STAMP)
 	@missed=""; for b in $(BENCHES); do echo "== bench/$$b.sh"; bench/$$b.sh || missed="$$missed $$b"; done; \
 	if [ -n "$$missed" ]; then echo "bench: bar missed (or could not measure):$$missed"; exit 1; fi; \
