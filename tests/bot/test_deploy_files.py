@@ -45,6 +45,39 @@ def test_schema_rejects_a_broken_blueprint(blueprint: dict[str, Any]) -> None:
     assert list(jsonschema.validators.validator_for(schema)(schema).iter_errors(broken))
 
 
+def with_key_value(text: str) -> str:
+    """render.yaml with its optional Key Value blocks uncommented, as the comments say to."""
+
+    def uncomment(block: re.Match[str]) -> str:
+        return re.sub(r"(?m)^(\s*)# ?", r"\1", block.group(1))
+
+    text = re.sub(r"(?s)[ \t]*# >>> keyvalue\n(.*?)\s*# <<< keyvalue", uncomment, text)
+    # REDIS_URL then comes from the service, not from the dashboard.
+    return text.replace("sync: false\n        # With the Key Value", "# With the Key Value")
+
+
+def test_the_optional_key_value_service_is_a_valid_blueprint_too() -> None:
+    """Off for the free tier; uncommented as documented, Render's schema accepts it and the
+    bot's REDIS_URL comes from it."""
+    blueprint = yaml.safe_load(with_key_value((REPO_ROOT / "render.yaml").read_text()))
+    web, store = blueprint["services"]
+    assert store == {
+        "type": "keyvalue",
+        "name": "clara-state",
+        "plan": "starter",
+        "ipAllowList": [],
+        "maxmemoryPolicy": "noeviction",
+    }
+    redis = next(v for v in web["envVars"] if v["key"] == "REDIS_URL")
+    assert redis == {
+        "key": "REDIS_URL",
+        "fromService": {"type": "keyvalue", "name": "clara-state", "property": "connectionString"},
+    }
+    schema = json.loads(SCHEMA.read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    assert [e.message for e in validator.iter_errors(blueprint)] == []
+
+
 def test_web_service_on_the_free_plan(web_service: dict[str, Any]) -> None:
     assert web_service["type"] == "web"
     assert web_service["runtime"] == "docker"
