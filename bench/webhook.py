@@ -40,16 +40,23 @@ class BenchError(Exception):
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--duration", type=int, default=15, help="seconds of load (15)")
-    parser.add_argument("--connections", type=int, default=50, help="concurrent connections (50)")
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    add_load_options(parser, duration_s=15)
     parser.add_argument(
         "--requests", type=int, help="distinct requests to prepare (30000, or 2000 a second)"
     )
-    parser.add_argument("--verbose", action="store_true", help="also print wrk's own output")
     args = parser.parse_args(argv)
     args.requests = args.requests or max(30_000, 2_000 * args.duration)
     return args
+
+
+def add_load_options(parser: argparse.ArgumentParser, duration_s: int) -> None:
+    """The wrk load every webhook benchmark takes: duration, connections, threads, verbosity."""
+    parser.add_argument(
+        "--duration", type=int, default=duration_s, help=f"seconds of load each ({duration_s})"
+    )
+    parser.add_argument("--connections", type=int, default=50, help="concurrent connections (50)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    parser.add_argument("--verbose", action="store_true", help="also print wrk's own output")
 
 
 def wait_for_health(url: str, server: DevServer, budget: float = 30.0) -> None:

@@ -29,7 +29,15 @@ from typing import Any
 
 import httpx
 from make_requests import bot_env, build_requests, write_lua
-from webhook import BENCH_DIR, BenchError, check_bot_answers, git_commit, run_wrk, wait_for_health
+from webhook import (
+    BENCH_DIR,
+    BenchError,
+    add_load_options,
+    check_bot_answers,
+    git_commit,
+    run_wrk,
+    wait_for_health,
+)
 
 from opsctl.devserver import DevServer, DevServerError
 
@@ -39,10 +47,7 @@ VARIANTS = ("one bot, memory", "one bot, Redis", "two bots, one Redis")
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--duration", type=int, default=10, help="seconds of load each (10)")
-    parser.add_argument("--connections", type=int, default=50, help="connections in all (50)")
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads in all (2)")
-    parser.add_argument("--verbose", action="store_true", help="also print wrk's own output")
+    add_load_options(parser, duration_s=10)
     args = parser.parse_args(argv)
     args.requests = max(30_000, 3_000 * args.duration)
     return args
