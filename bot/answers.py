@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.guardrails import clean_input, fit_reply
-from bot.knowledge import KnowledgeBase, detect_language
+from bot.knowledge import KnowledgeBase, detect_language, words_of
 from bot.llm import GeminiClient
 from bot.metrics import Metrics
 
@@ -42,8 +42,9 @@ class Answerer:
         """The reply to one message."""
         if self._guardrails:
             message = clean_input(message)
-        lang = detect_language(message)
-        entry = self._knowledge.lookup(message, lang)
+        words = words_of(message)  # folded once for both the vote and the match
+        lang = detect_language(message, words)
+        entry = self._knowledge.lookup(message, lang, words)
         if entry is not None:
             self._metrics.cache_hits.inc()
             return Answer(entry.answer, lang, "cache", entry.audio)

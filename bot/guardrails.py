@@ -11,6 +11,10 @@ WHATSAPP_MAX_CHARS = 1600
 
 def clean_input(text: str, limit: int = MAX_INPUT_CHARS) -> str:
     """Drop control and format characters (newlines become spaces) and cut to the limit."""
+    if text.isprintable():
+        # isprintable() is False for every character of the categories below (and for \n, \r,
+        # \t among them): nothing to drop or replace, the loop would keep the text as it is.
+        return text.strip()[:limit]
     kept = []
     for char in text:
         category = unicodedata.category(char)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -30,20 +31,29 @@ _FRENCH_ONLY_CHARS = frozenset("çèêëàâîïôûœ")
 def fold(text: str) -> str:
     """Lower-case and strip accents, so 'Mínimo' and 'minimo' match."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
+    if decomposed.isascii():  # no combining mark to drop (most messages once decomposed)
+        return decomposed
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
-def _words(folded: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", folded)
+_WORD = re.compile(r"[a-z0-9]+")
 
 
-def detect_language(text: str) -> str:
-    """'es' or 'fr' by a vote of marker words and letters; Spanish when undecided."""
+def words_of(text: str) -> list[str]:
+    """The message's words, folded: what the language vote and the topic match read."""
+    return _WORD.findall(fold(text))
+
+
+def detect_language(text: str, words: list[str] | None = None) -> str:
+    """'es' or 'fr' by a vote of marker words and letters; Spanish when undecided.
+    `words`: words_of(text), when the caller has them already."""
     lowered = text.casefold()
-    words = _words(fold(text))
+    if words is None:
+        words = words_of(text)
     score = {lang: sum(w in _MARKERS[lang] for w in words) for lang in LANGUAGES}
-    score["es"] += 2 * sum(c in _SPANISH_ONLY_CHARS for c in lowered)
-    score["fr"] += 2 * sum(c in _FRENCH_ONLY_CHARS for c in lowered)
+    # str.count per marker letter: the same sum as a test of each character, in C.
+    score["es"] += 2 * sum(map(lowered.count, _SPANISH_ONLY_CHARS))
+    score["fr"] += 2 * sum(map(lowered.count, _FRENCH_ONLY_CHARS))
     return "fr" if score["fr"] > score["es"] else "es"
 
 
@@ -74,25 +84,38 @@ class KnowledgeBase:
         """Every audio file an entry refers to."""
         return tuple(e.audio for e in self.entries if e.audio)
 
-    def topic_of(self, text: str) -> str | None:
-        """The topic a message asks about; procedures win over greetings."""
-        padded = " " + " ".join(_words(fold(text))) + " "
+    @functools.cached_property
+    def _padded_phrases(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        # Built once: each phrase as a whole-word needle, " phrase ".
+        return tuple(
+            (topic, tuple(f" {phrase} " for phrase in phrases))
+            for topic, phrases in self.topics.items()
+        )
+
+    @functools.cached_property
+    def _by_topic_and_lang(self) -> dict[tuple[str, str], Entry]:
+        found: dict[tuple[str, str], Entry] = {}
+        for entry in self.entries:
+            found.setdefault((entry.topic, entry.lang), entry)  # the first one, as before
+        return found
+
+    def topic_of(self, text: str, words: list[str] | None = None) -> str | None:
+        """The topic a message asks about; procedures win over greetings.
+        `words`: words_of(text), when the caller has them already."""
+        padded = " " + " ".join(words_of(text) if words is None else words) + " "
         found = [
             topic
-            for topic, phrases in self.topics.items()
-            if any(f" {phrase} " in padded for phrase in phrases)
+            for topic, needles in self._padded_phrases
+            if any(needle in padded for needle in needles)
         ]
         procedures = [t for t in found if t != "help"]
         candidates = procedures or found
         return candidates[0] if candidates else None
 
-    def lookup(self, text: str, lang: str) -> Entry | None:
+    def lookup(self, text: str, lang: str, words: list[str] | None = None) -> Entry | None:
         """The entry for the message's topic in the given language, if any."""
-        topic = self.topic_of(text)
-        for entry in self.entries:
-            if entry.topic == topic and entry.lang == lang:
-                return entry
-        return None
+        topic = self.topic_of(text, words)
+        return None if topic is None else self._by_topic_and_lang.get((topic, lang))
 
 
 class KnowledgeError(ValueError):

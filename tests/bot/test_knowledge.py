@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bot.knowledge import KnowledgeBase, KnowledgeError, detect_language, fold, load_knowledge
+from bot import knowledge
+from bot.knowledge import (
+    KnowledgeBase,
+    KnowledgeError,
+    detect_language,
+    fold,
+    load_knowledge,
+    words_of,
+)
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +91,26 @@ def test_broken_file_is_a_knowledge_error(tmp_path: Path) -> None:
         load_knowledge(bad)
     with pytest.raises(KnowledgeError):
         load_knowledge(tmp_path / "missing.json")
+
+
+def _reference_language(text: str) -> str:
+    """detect_language's definition, letter by letter (its counting must agree)."""
+    lowered = text.casefold()
+    folded = "".join(
+        c for c in unicodedata.normalize("NFKD", lowered) if not unicodedata.combining(c)
+    )
+    words = re.findall(r"[a-z0-9]+", folded)
+    es = sum(w in knowledge._MARKERS["es"] for w in words)
+    fr = sum(w in knowledge._MARKERS["fr"] for w in words)
+    es += 2 * sum(c in "ñ¿¡" for c in lowered)
+    fr += 2 * sum(c in "çèêëàâîïôûœ" for c in lowered)
+    return "fr" if fr > es else "es"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="aeiouñ¿¡çèêëàâîïôûœ ÉÇÑ\u0301lepourhocmnt", max_size=40))
+def test_the_fast_paths_fold_and_vote_as_the_definition_does(text: str) -> None:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    assert fold(text) == "".join(c for c in decomposed if not unicodedata.combining(c))
+    assert detect_language(text) == _reference_language(text)
+    assert detect_language(text, words_of(text)) == _reference_language(text)
