@@ -285,7 +285,8 @@ def init_app(app: Flask, metrics: Metrics) -> None:
     def count(response: Response) -> Response:
         started = g.get("started")
         elapsed = time.perf_counter() - started if started is not None else None
-        metrics.count_request(request_labels(request, response.status_code), elapsed)
+        req = request._get_current_object()  # type: ignore[attr-defined]  # looked up once
+        metrics.count_request(request_labels(req, response.status_code), elapsed)
         return response
 
     @app.get("/metrics")

@@ -9,9 +9,13 @@ from collections.abc import Callable
 
 
 class _Pending:
+    """A reply being computed. Its Event is made only when a repeat comes to wait for it:
+    most messages come once, and an Event per message was 2 % of a request (issue 17)."""
+
     def __init__(self) -> None:
-        self.done = threading.Event()
         self.reply: str | None = None
+        self.finished = False
+        self.done: threading.Event | None = None
 
 
 class ReplyCache:
@@ -35,6 +39,7 @@ class ReplyCache:
     def get_or_compute(self, key: str, compute: Callable[[], str]) -> tuple[str, bool]:
         """(reply, computed_now). `compute` runs at most once per key while the key is kept."""
         now = self._clock()
+        waiting_on: threading.Event | None = None
         with self._lock:
             self._expire(now)
             found = self._entries.get(key)
@@ -45,8 +50,12 @@ class ReplyCache:
                     self._entries.popitem(last=False)
             else:
                 pending = found[1]
+                if not pending.finished and pending.done is None:
+                    pending.done = threading.Event()
+                waiting_on = pending.done
         if found is not None:
-            if pending.done.wait(self._wait) and pending.reply is not None:
+            finished = waiting_on is None or waiting_on.wait(self._wait)
+            if finished and pending.reply is not None:
                 return pending.reply, False
             # The first attempt failed or is stuck: answer rather than leave Twilio waiting.
             return compute(), False
@@ -57,7 +66,11 @@ class ReplyCache:
                 self._entries.pop(key, None)
             raise
         finally:
-            pending.done.set()
+            with self._lock:  # no repeat makes an Event after this
+                pending.finished = True
+                waiters = pending.done
+            if waiters is not None:
+                waiters.set()
         return pending.reply, True
 
     def _expire(self, now: float) -> None:

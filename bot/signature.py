@@ -28,16 +28,23 @@ def is_valid_signature(
     # ":443" or a bad signature costs the second (issue 17). The URLs and the signature are
     # twilio's own (remove_port, add_port, compute_signature); only the order is ours.
     validator = _validator(auth_token)
-    parsed = urlparse(url)
     return any(
         compare(validator.compute_signature(candidate, params), signature)
-        for candidate in (remove_port(parsed), add_port(parsed))
+        for candidate in _candidate_urls(url)
     )
 
 
 @functools.lru_cache(maxsize=4)
 def _validator(auth_token: str) -> RequestValidator:
     return RequestValidator(auth_token)
+
+
+# Every message comes to the same URL: its two spellings are worked out once, not per request.
+# Bounded, since the query string is the caller's.
+@functools.lru_cache(maxsize=64)
+def _candidate_urls(url: str) -> tuple[str, str]:
+    parsed = urlparse(url)
+    return remove_port(parsed), add_port(parsed)
 
 
 def sign(auth_token: str, url: str, params: Mapping[str, Any]) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from flask import Blueprint, Flask, Response, abort, request
+from flask import Blueprint, Flask, Request, Response, abort
 from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.datastructures import MultiDict
 
@@ -22,7 +22,7 @@ from bot.knowledge import detect_language
 from bot.limits import MAX_BODY_BYTES
 from bot.metrics import Refusal
 from bot.signature import is_valid_signature, public_base, public_url
-from bot.state import BotState, get_state
+from bot.state import BotState, get_state, this_request
 from bot.store import StoreDown
 
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -117,19 +117,20 @@ def _refuse_form(state: BotState, form: MultiDict[str, str]) -> Response | None:
     return None
 
 
-def _abort_if_too_large() -> None:
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+def _abort_if_too_large(req: Request) -> None:
+    length = req.content_length
+    if length is not None and length > MAX_BODY_BYTES:
         abort(413)
 
 
-def _read_form_or_400() -> None:
+def _read_form_or_400(req: Request) -> None:
     """Reject what Twilio never sends: another content type, or a body that is not UTF-8."""
-    if request.mimetype != FORM_TYPE:
+    if req.mimetype != FORM_TYPE:
         abort(400, description=f"expected {FORM_TYPE}")
-    raw = request.get_data(cache=True)
+    raw = req.get_data(cache=True)
     # A chunked body has no Content-Length; werkzeug then stops reading at
     # MAX_CONTENT_LENGTH without raising, so a body that reaches the limit is too large.
-    limit = request.max_content_length
+    limit = req.max_content_length
     if limit is not None and len(raw) >= limit:
         abort(413)
     try:
@@ -138,17 +139,17 @@ def _read_form_or_400() -> None:
         abort(400, description="form is not UTF-8")
 
 
-def _media_url(state: BotState, audio: str) -> str:
+def _media_url(state: BotState, req: Request, audio: str) -> str:
     settings = state.settings
     base = settings.audio_base_url or (
-        public_base(request, settings.public_base_url, settings.render_external_url)
+        public_base(req, settings.public_base_url, settings.render_external_url)
         + AUDIO_ROUTE_PREFIX
     )
     return f"{base.rstrip('/')}/{quote(audio)}"
 
 
-def _twiml(state: BotState, answer: Answer) -> str:
-    return _twiml_of(answer.text, _media_url(state, answer.audio) if answer.audio else "")
+def _twiml(state: BotState, req: Request, answer: Answer) -> str:
+    return _twiml_of(answer.text, _media_url(state, req, answer.audio) if answer.audio else "")
 
 
 # Most replies come from the cache of answers, so most TwiML documents are ones already built:
@@ -167,20 +168,21 @@ def _twiml_of(text: str, media_url: str) -> str:
 @blueprint.post("/webhook")
 def webhook() -> Response:
     """Answer one inbound WhatsApp message."""
+    req = this_request()
     state = get_state()
     settings = state.settings
-    signature = request.headers.get("X-Twilio-Signature", "")
+    signature = req.headers.get("X-Twilio-Signature", "")
     checking = not settings.dev_allow_unsigned_webhook
-    _abort_if_too_large()
+    _abort_if_too_large(req)
     if checking and not settings.twilio_configured:
         # Fail closed: without the token no signature holds, without the account SID no form
         # can be told ours.
         return _refuse(state, Refusal.UNCONFIGURED)
     if checking and not signature:
         return _refuse(state, Refusal.MISSING)
-    _read_form_or_400()
-    form = request.form
-    url = public_url(request, settings.public_base_url, settings.render_external_url)
+    _read_form_or_400(req)
+    form = req.form
+    url = public_url(req, settings.public_base_url, settings.render_external_url)
     if checking and not is_valid_signature(settings.twilio_auth_token, url, form, signature):
         return _refuse(state, Refusal.INVALID)
 
@@ -201,7 +203,7 @@ def webhook() -> Response:
             return _twiml_of(RATE_LIMITED[lang], "")
         answer = answerer.answer(form.get("Body", ""))
         logs.note("answered %s from %s (%s, %s)", message_sid, sender, answer.lang, answer.source)
-        return _twiml(state, answer)
+        return _twiml(state, req, answer)
 
     try:
         twiml, fresh = state.store.get_or_compute(message_sid, compute)
