@@ -125,9 +125,10 @@ class JsonFormatter(logging.Formatter):
             entry["exc"] = self.formatException(record.exc_info)
         # json.dumps escapes C0 controls but, with ensure_ascii off, leaves C1 controls and
         # U+2028/U+2029 as they are: line breaks to str.splitlines(). Escaped, the JSON is the same.
-        return _C1_AND_SEPARATORS.sub(
-            lambda m: f"\\u{ord(m.group(0)):04x}", json.dumps(entry, ensure_ascii=False)
-        )
+        line = json.dumps(entry, ensure_ascii=False)
+        if line.isascii() and "\x7f" not in line:  # the usual line: nothing to look for
+            return line
+        return _C1_AND_SEPARATORS.sub(lambda m: f"\\u{ord(m.group(0)):04x}", line)
 
 
 def configure_logging(

@@ -75,6 +75,17 @@ def test_a_record_is_one_line_whatever_its_fields_hold(json_lines: bool, brk: st
         assert not any(line.startswith("2026-01-01") for line in output.splitlines())
 
 
+@pytest.mark.parametrize("char", ["\x7f", "\x85", "\x9b", "\u2028", "\u2029"])
+def test_a_json_line_holds_no_raw_c1_control_or_separator(char: str) -> None:
+    """DEL is ASCII and json.dumps leaves it raw: the ASCII-only fast path must still escape it."""
+    stream = io.StringIO()
+    logger = configure_logging("INFO", True, [], stream=stream)
+    logger.info("GET %s 404", f"/x{char}y", extra={"fields": {"path": f"/x{char}y"}})
+    output = stream.getvalue()
+    assert char not in output, repr(output)
+    assert json.loads(output)["path"] == f"/x{char}y"
+
+
 def test_a_plain_traceback_cannot_pass_for_a_record() -> None:
     stream = io.StringIO()
     logger = configure_logging("INFO", False, [], stream=stream)
