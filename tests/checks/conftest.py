@@ -7,31 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.bot_target import TargetSettings, serve_target
+from tests.fakes.bot_target import TargetSettings, environment_toml, serve_target
 
 PUBLIC = "https://bot.example.org"
 
 CONFIG = """
 [defaults]
 timeout_s = {timeout_s}
-
-[environments.fault]
-base_url = "{base_url}"
-public_url = "{public}"
-token_env = "FAKE_TWILIO_TOKEN"
-account_sid_env = "FAKE_TWILIO_ACCOUNT_SID"
-latency_warn_ms = 500   # well above a loaded machine's scheduling noise: no flaky WARN
-latency_fail_ms = 1000
-cold_start_budget_s = 20
-wake_timeout_s = {timeout_s}
-warm_samples = 3
-require_https = false
-
-[environments.fault.components]
-cache_entries = 8
-gemini_key_set = true
-twilio_configured = true
-whisper_enabled = false
 
 [gates."P2.1"]
 title = "Twilio pipeline"
@@ -64,7 +46,17 @@ def fault_config(tmp_path: Path) -> Callable[..., Path]:
 
     def write(base_url: str, timeout_s: float = 2.0) -> Path:
         path = tmp_path / "opsctl.toml"
-        path.write_text(CONFIG.format(base_url=base_url, public=PUBLIC, timeout_s=timeout_s))
+        environment = environment_toml(
+            "fault",
+            base_url,
+            PUBLIC,
+            # Well above a loaded machine's scheduling noise: no flaky WARN.
+            latency_warn_ms=500,
+            latency_fail_ms=1000,
+            wake_timeout_s=timeout_s,
+            warm_samples=3,
+        )
+        path.write_text(CONFIG.format(timeout_s=timeout_s) + environment)
         return path
 
     return write

@@ -429,6 +429,40 @@ class _QuietServer(ThreadingHTTPServer):
         pass  # a client that hung up (a killed or interrupted run) is not the fake's problem
 
 
+def environment_toml(
+    name: str,
+    base_url: str,
+    public_url: str,
+    *,
+    latency_warn_ms: int = 5000,
+    latency_fail_ms: int = 10000,
+    wake_timeout_s: float = 10,
+    warm_samples: int = 2,
+) -> str:
+    """An opsctl.toml `[environments.NAME]` aimed at a fake target: its token and account
+    from FAKE_TWILIO_TOKEN and FAKE_TWILIO_ACCOUNT_SID, its components as COMPONENTS says.
+    The default limits are far from the fake's answers, however loaded the machine."""
+    return f"""
+[environments.{name}]
+base_url = "{base_url}"
+public_url = "{public_url}"
+token_env = "FAKE_TWILIO_TOKEN"
+account_sid_env = "FAKE_TWILIO_ACCOUNT_SID"
+latency_warn_ms = {latency_warn_ms}
+latency_fail_ms = {latency_fail_ms}
+cold_start_budget_s = 20
+wake_timeout_s = {wake_timeout_s}
+warm_samples = {warm_samples}
+require_https = false
+
+[environments.{name}.components]
+cache_entries = 8
+gemini_key_set = true
+twilio_configured = true
+whisper_enabled = false
+"""
+
+
 @contextmanager
 def serve_target(settings: TargetSettings, port: int = 0) -> Iterator[str]:
     """Serve the fake on 127.0.0.1 (a free port unless given); yields its base URL."""

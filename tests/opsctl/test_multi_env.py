@@ -30,7 +30,7 @@ from opsctl.config import Gate
 from opsctl.runner import Runner, SharedChecks
 from opsctl.verify import REPOSITORY_CHECKS, judge_environments
 from tests.conftest import REPO_ROOT
-from tests.fakes.bot_target import TargetSettings, serve_target
+from tests.fakes.bot_target import TargetSettings, environment_toml, serve_target
 from tests.terminal import read_terminal
 
 OPSCTL = [sys.executable, "-m", "opsctl.cli"]
@@ -43,25 +43,6 @@ CURSOR_UP = "\x1b[1A"
 VERIFY_SCHEMA = json.loads((REPO_ROOT / "evidence/schemas/verify-v1.json").read_text())
 JUNIT_SCHEMA = xmlschema.XMLSchema(REPO_ROOT / "evidence/schemas/junit-10.xsd")
 
-ENVIRONMENT = """
-[environments.{name}]
-base_url = "{url}"
-public_url = "{public}"
-token_env = "FAKE_TWILIO_TOKEN"
-account_sid_env = "FAKE_TWILIO_ACCOUNT_SID"
-latency_warn_ms = 5000   # the fake answers in 0.3 s: far from either limit, however loaded
-latency_fail_ms = 10000
-cold_start_budget_s = 20
-wake_timeout_s = 10
-warm_samples = 2
-require_https = false
-
-[environments.{name}.components]
-cache_entries = 8
-gemini_key_set = true
-twilio_configured = true
-whisper_enabled = false
-"""
 GATES = """
 [defaults]
 timeout_s = 5
@@ -117,7 +98,7 @@ def make_world(folder: Path, delay_s: float) -> Iterator[World]:
         token, account_sid = settings.token, settings.account_sid
         context = serve_target(settings)
         servers.append(context)
-        text += ENVIRONMENT.format(name=name, url=context.__enter__(), public=PUBLIC)
+        text += environment_toml(name, context.__enter__(), PUBLIC)
     try:
         config = folder / "opsctl.toml"
         config.write_text(text)

@@ -16,7 +16,7 @@ import pytest
 
 from opsctl.output import Output, decide
 from tests.conftest import REPO_ROOT, config_copy
-from tests.fakes.bot_target import TargetSettings, serve_target
+from tests.fakes.bot_target import TargetSettings, environment_toml, serve_target
 from tests.terminal import read_terminal
 
 OPSCTL = [sys.executable, "-m", "opsctl.cli"]
@@ -31,24 +31,6 @@ CURSOR_UP, ERASE_LINE = "\x1b[1A", "\x1b[2K"
 CONFIG = """
 [defaults]
 timeout_s = 5
-
-[environments.fault]
-base_url = "{url}"
-public_url = "{public}"
-token_env = "FAKE_TWILIO_TOKEN"
-account_sid_env = "FAKE_TWILIO_ACCOUNT_SID"
-latency_warn_ms = 5000   # the fake answers in 0.3 s: far from either limit, however loaded
-latency_fail_ms = 10000
-cold_start_budget_s = 20
-wake_timeout_s = 10
-warm_samples = 2
-require_https = false
-
-[environments.fault.components]
-cache_entries = 8
-gemini_key_set = true
-twilio_configured = true
-whisper_enabled = false
 
 [gates."P2.1"]
 title = "Twilio pipeline"
@@ -181,7 +163,7 @@ def fake_run(
     settings = TargetSettings(public_url=PUBLIC, fault="metrics_missing", delay_s=0.3)
     with serve_target(settings) as url:
         config = folder / "opsctl.toml"
-        config.write_text(CONFIG.format(url=url, public=PUBLIC))
+        config.write_text(CONFIG + environment_toml("fault", url, PUBLIC))
         env_file = folder / "test.env"
         env_file.write_text(f"FAKE_TWILIO_TOKEN={settings.token}\n")
         args = ["verify", "--env", "fault", "--config", str(config), "--env-file", str(env_file)]
