@@ -3,30 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
-import multiprocessing
 import os
+import selectors
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections import deque
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from checks import children, secret_worker
 from checks.interface import Check, CheckContext, CheckError, CheckResult, ResultCache, Status
 from checks.repo_files import tracked_files
+from checks.secret_worker import OUR_PLUGINS, PLUGINS_FILE, scan_settings
+
+__all__ = ["OUR_PLUGINS", "PLUGINS_FILE", "scan_settings"]  # defined with the worker, used here
 
 ID = "secrets"
 BASELINE = ".secrets.baseline"
-PLUGINS_FILE = Path(__file__).with_name("secret_plugins.py")
-OUR_PLUGINS = ("TwilioAuthTokenDetector", "GoogleApiKeyDetector", "NotionTokenDetector")
 # Never scanned: lock hashes and binary assets are high-entropy by nature.
 EXCLUDED_SUFFIXES = (".mp3", ".png", ".lock")
 EXCLUDED_PREFIXES = ("requirements/",)
-# Fewer files than this are scanned in the calling thread: a spawned worker is a fresh
-# interpreter importing detect-secrets (~0.5 s), which pays off from about 20 files of this
-# repository's mix (2 cores: 16 files 0.67 s serial, 0.74 s pooled; 24 files 1.75 s, 1.30 s).
+# Fewer files than this are scanned in the calling thread: a worker is a fresh interpreter
+# importing detect-secrets (~0.2 s), which pays off from about 20 files of this repository's
+# mix (2 cores: 16 files 0.67 s serial, 0.74 s pooled; 24 files 1.75 s, 1.30 s).
 # Above it the scan also stays out of this process, where it would hold the GIL against the
 # other checks' threads (the latency measurements among them).
 SERIAL_BELOW = 20
@@ -34,20 +40,11 @@ SERIAL_BELOW = 20
 SCAN_DEADLINE_S = 110.0
 # Files whose findings the cache keeps (~100 bytes each without findings).
 KEPT_FILES_MAX = 20_000
-
-
-def scan_settings() -> dict[str, Any]:
-    """Every built-in plugin and ours; no filter that calls vendors' APIs."""
-    from detect_secrets.settings import default_settings
-
-    with default_settings() as settings:
-        plugins: list[dict[str, Any]] = settings.json()["plugins_used"]
-    return {
-        "plugins_used": [
-            *plugins,
-            *({"name": n, "path": PLUGINS_FILE.as_uri()} for n in OUR_PLUGINS),
-        ]
-    }
+# Paths a worker holds at once: the next one is waiting when it finishes one, and a worker
+# holds at most one more file than its share when the largest-first queue runs dry.
+PATHS_PER_WORKER = 2
+# A killed worker is reaped within this (SIGKILL cannot be ignored: it is a formality).
+REAP_TIMEOUT_S = 5.0
 
 
 @contextmanager
@@ -93,15 +90,6 @@ def _scan_one_file(path: str) -> list[Any]:
     return list(detect_scan.scan_file(path))
 
 
-def _configure_worker(settings: dict[str, Any]) -> None:
-    """In a spawned worker: the parent's settings (our plugins' file URL among them)."""
-    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
-    from detect_secrets.settings import configure_settings_from_baseline
-
-    configure_settings_from_baseline(settings)
-    get_mapping_from_secret_type_to_class.cache_clear()  # as in our_settings()
-
-
 def _size_or_zero(path: str) -> int:
     """The file's size; 0 if it is gone since listed (detect-secrets then skips it)."""
     try:
@@ -118,51 +106,163 @@ def _scan_timeout(count: int, deadline_s: float) -> CheckError:
     )
 
 
-def _in_this_thread(paths: list[str], deadline_s: float) -> Iterator[list[Any]]:
-    """Each file's secrets, scanned one after the other here."""
+def _within(paths: list[str], deadline_s: float) -> Iterator[str]:
+    """The paths one after the other, as long as the deadline is not past."""
     deadline = time.monotonic() + deadline_s
     for path in paths:
         if time.monotonic() > deadline:
             raise _scan_timeout(len(paths), deadline_s)
-        yield _scan_one_file(path)
+        yield path
 
 
-def _in_spawned_workers(paths: list[str], deadline_s: float) -> Iterator[list[Any]]:
-    """Each file's secrets, as a pool of spawned workers (one per core) finishes it."""
-    from detect_secrets.settings import get_settings
+# Where the `checks` package this module came from lives: the workers import the same one.
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
+_WORKER_MAIN = (
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); from checks.secret_worker import main; main()"
+)
 
-    deadline = time.monotonic() + deadline_s
-    # "spawn" execs a fresh interpreter: it inherits no thread and no held lock. A worker reads
-    # its tasks from a pipe only the parent can write to, so it exits on EOF when the parent
-    # dies (even by SIGKILL). The caller's main module must be import-safe (`if __name__ ==
-    # "__main__"`), as for any spawned process; if not, workers die at start and the deadline
-    # ends the scan.
-    context = multiprocessing.get_context("spawn")
-    workers = min(os.cpu_count() or 1, len(paths))
-    # Largest first, so no worker is left with a big file at the end (scan time ~ size).
-    by_size = sorted(paths, key=_size_or_zero, reverse=True)
-    with context.Pool(workers, _configure_worker, (get_settings().json(),)) as pool:
-        results = pool.imap_unordered(_scan_one_file, by_size)
-        for _ in by_size:
-            try:  # never wait for ever: a worker lost mid-task loses its result for good
-                yield results.next(timeout=max(0.0, deadline - time.monotonic()))
-            except multiprocessing.TimeoutError:
-                raise _scan_timeout(len(paths), deadline_s) from None
-    # Leaving the block terminates the pool: no worker outlives the scan.
+
+@dataclass(frozen=True)
+class _Channel:
+    """This process's ends of one worker's pipes."""
+
+    paths: int
+    """Where its paths are written (it reads the other end)."""
+    replies: int
+    """Where its findings are read."""
+
+
+class ScanWorkers:
+    """Worker processes (checks/secret_worker.py), one per core, that scan the files sent to
+    them; leaving the `with` block kills them.
+
+    Not multiprocessing: its "fork" start may hang in a process that runs threads (issue 11);
+    a "spawn" worker re-runs the parent's main module (all of opsctl's CLI) before its first
+    task, and so does a forkserver's unless it preloads that module (and it lingers until
+    opsctl exits). Here one child, started from the thread that then waits for it (the death
+    signal of checks/children.py), imports detect-secrets and forks the others from its single
+    thread, all in one process group. They read their paths from pipes only this process
+    writes to: at the end of them (the scan is over, or opsctl died, SIGKILL included) they
+    exit. opsctl's watchdog (checks/children.py) catches any left over.
+    """
+
+    def __init__(self, count: int) -> None:
+        self._channels: list[_Channel] = []
+        theirs: list[int] = []
+        try:
+            for _ in range(max(1, count)):
+                paths_read, paths_write = os.pipe()
+                replies_read, replies_write = os.pipe()
+                theirs += [paths_read, replies_write]
+                self._channels.append(_Channel(paths_write, replies_read))
+            self._leader = children.popen(
+                [sys.executable, "-c", _WORKER_MAIN, _PACKAGE_ROOT, *map(str, theirs)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                pass_fds=theirs,
+            )
+        except BaseException:
+            self._close_pipes()
+            raise
+        finally:
+            for fd in theirs:
+                os.close(fd)
+
+    def __enter__(self) -> ScanWorkers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def pid(self) -> int:
+        """The first worker's process id (and its process group's: the others are in it)."""
+        return self._leader.pid
+
+    def _close_pipes(self) -> None:
+        for channel in self._channels:
+            for fd in (channel.paths, channel.replies):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._channels = []
+
+    def close(self) -> None:
+        """Kill every worker and reap the first (the others are its children)."""
+        children.kill_group(self._leader)
+        self._close_pipes()
+        # Not reaped in time is still killed: nothing of it runs any more.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._leader.wait(timeout=REAP_TIMEOUT_S)
+
+    def findings(
+        self, paths: list[str], deadline_s: float
+    ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """(path, its findings as PotentialSecret.json() gives them) as each file is done."""
+        deadline = time.monotonic() + deadline_s
+        # Largest first, so no worker is left with a big file at the end (scan time ~ size).
+        waiting = deque(sorted(paths, key=_size_or_zero, reverse=True))
+        partial = {channel.replies: b"" for channel in self._channels}
+        remaining = len(paths)
+        with selectors.DefaultSelector() as selector:
+            for channel in self._channels:
+                selector.register(channel.replies, selectors.EVENT_READ, channel)
+                for _ in range(PATHS_PER_WORKER):
+                    _send_next(channel, waiting)
+            while remaining:
+                left = deadline - time.monotonic()
+                ready = selector.select(left) if left > 0 else []
+                if not ready:  # never wait for ever: past the deadline, the scan is an error
+                    raise _scan_timeout(len(paths), deadline_s)
+                for key, _ in ready:
+                    channel = key.data
+                    chunk = os.read(channel.replies, 1 << 16)
+                    if not chunk:
+                        raise _worker_lost()
+                    *lines, partial[channel.replies] = (partial[channel.replies] + chunk).split(
+                        b"\n"
+                    )
+                    for line in lines:
+                        reply = json.loads(line)
+                        if reply == secret_worker.READY:
+                            continue
+                        remaining -= 1
+                        _send_next(channel, waiting)
+                        yield reply[0], reply[1]
+
+
+def _send_next(channel: _Channel, waiting: deque[str]) -> None:
+    """Give the worker the next path, if any is left."""
+    if not waiting:
+        return
+    # A line is far below the pipe's buffer and a worker holds at most PATHS_PER_WORKER:
+    # this write never blocks.
+    data = (json.dumps(waiting.popleft()) + "\n").encode()
+    try:
+        while data:
+            data = data[os.write(channel.paths, data) :]
+    except BrokenPipeError:
+        raise _worker_lost() from None
+
+
+def _worker_lost() -> CheckError:
+    """The error of a worker that exited before the scan was done."""
+    return CheckError(
+        "a secret-scan worker stopped before the scan was done",
+        "its error is on stderr above; run the check again, and report it if a worker stops again",
+    )
 
 
 def scanner_fingerprint() -> str:
-    """What a file's findings depend on besides its content: detect-secrets' version, the
-    plugins and their settings, our detectors' code."""
+    """What a file's findings depend on besides its content: detect-secrets' version, our code
+    that picks its plugins and settings (checks/secret_worker.py), our detectors' code. Read
+    without importing detect-secrets (its settings follow from those): the usual run finds
+    every file in the cache, and knows it before starting any worker."""
     from importlib.metadata import version
 
     digest = hashlib.sha256()
     digest.update(version("detect-secrets").encode())
-    settings = scan_settings()
-    for plugin in settings["plugins_used"]:
-        plugin.pop("path", None)  # where our file is does not matter, what it says does
-    digest.update(json.dumps(settings, sort_keys=True).encode())
-    digest.update(PLUGINS_FILE.read_bytes())
+    for source in (Path(secret_worker.__file__), PLUGINS_FILE):
+        digest.update(source.read_bytes())
     return digest.hexdigest()
 
 
@@ -195,37 +295,44 @@ def scan(
     scanned before by the same scanner is not scanned again: its findings are those kept for
     its sha256 (hashes of secrets and line numbers, as in the baseline; never a value), the
     way pre-commit and ruff skip what did not change."""
-    from detect_secrets import SecretsCollection
-    from detect_secrets.core.potential_secret import PotentialSecret
-
-    collection = SecretsCollection(root=str(root))
     paths = {name: os.path.join(root, name) for name in files}
     fingerprint = scanner_fingerprint() if cache is not None else ""
     digests = {name: _content_digest(path) for name, path in paths.items()}
     entry = cache.get(ID, fingerprint) if cache is not None else None
     known: dict[str, list[dict[str, Any]]] = dict(entry.get("files", {})) if entry else {}
-    to_scan = []
-    for name in files:
-        kept = known.get(digests[name] or "")
-        if kept is None:
-            to_scan.append(name)
-            continue
-        for data in kept:
-            collection[name].add(PotentialSecret.load_secret_from_dict({**data, "filename": name}))
+    to_scan = [name for name in files if known.get(digests[name] or "") is None]
+    targets = [paths[name] for name in to_scan]
     # Never SecretsCollection.scan_files: its multiprocessing.Pool forks this process, whose
     # other threads (the checks run concurrently) may hold a module's import lock; a forked
     # child that imports that module (detect-secrets imports yaml lazily) waits for ever, and so
-    # does the pool (issue 11). So: a few files in this thread, more in spawned workers.
-    found_by_name: dict[str, list[Any]] = {name: [] for name in to_scan}
-    with our_settings():
-        targets = [paths[name] for name in to_scan]
-        if len(targets) < serial_below:
-            found = _in_this_thread(targets, deadline_s)
+    # does the pool (issue 11). So: a few files in this thread, more in worker processes,
+    # started first: they import detect-secrets while this thread does.
+    with (
+        ScanWorkers(os.cpu_count() or 1)
+        if len(targets) >= serial_below
+        else nullcontext() as workers
+    ):
+        from detect_secrets import SecretsCollection
+        from detect_secrets.core.potential_secret import PotentialSecret
+
+        collection = SecretsCollection(root=str(root))
+        for name in files:
+            for data in known.get(digests[name] or "", ()):
+                secret = PotentialSecret.load_secret_from_dict({**data, "filename": name})
+                collection[name].add(secret)
+        found_by_name: dict[str, list[Any]] = {name: [] for name in to_scan}
+        found: Iterable[tuple[str, list[Any]]]
+        if workers is None:
+            with our_settings():
+                found = [(path, _scan_one_file(path)) for path in _within(targets, deadline_s)]
         else:
-            found = _in_spawned_workers(targets, deadline_s)
-        for secrets in found:
-            for secret in secrets:  # keyed as SecretsCollection.scan_files keys them
-                name = os.path.relpath(secret.filename, root)
+            found = (
+                (path, [PotentialSecret.load_secret_from_dict(d) for d in secrets])
+                for path, secrets in workers.findings(targets, deadline_s)
+            )
+        for path, secrets in found:
+            name = os.path.relpath(path, root)  # as SecretsCollection.scan_files keys them
+            for secret in secrets:
                 collection[name].add(secret)
                 found_by_name.setdefault(name, []).append(secret)
     if cache is not None and to_scan:

@@ -18,10 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from evidence.formats.html import render_html
-from evidence.formats.json_format import as_data
-from evidence.formats.junit import render_junit
-from evidence.formats.markdown import render_summary
 from evidence.redact import Redactor
 from evidence.signoffs import Signoff
 from evidence.transcripts import Exchange
@@ -86,6 +82,13 @@ def _transcripts(
 
 def render_files(inputs: BundleInputs, redactor: Redactor | None = None) -> dict[str, str]:
     """Every file of the bundle but the manifest, by relative path."""
+    # Here, not at the top: what only lists or reads bundles (evidence/store.py, opsctl's
+    # repository-only runs) does not load the renderers (jinja among them).
+    from evidence.formats.html import render_html
+    from evidence.formats.json_format import as_data
+    from evidence.formats.junit import render_junit
+    from evidence.formats.markdown import render_summary
+
     run = inputs.run
     transcripts, links = _transcripts(inputs.exchanges, redactor or Redactor(()))
     data = as_data(run)

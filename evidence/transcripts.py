@@ -13,11 +13,12 @@ import json
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from evidence.redact import REDACTED, Redactor, cut_note, forms, is_secret_like
+
+if TYPE_CHECKING:  # annotations only: a run without HTTP (repository checks) never loads httpx
+    import httpx
 
 # The check making a request; the runner sets it, tasks it starts inherit it.
 current_check: contextvars.ContextVar[str] = contextvars.ContextVar("current_check", default="")

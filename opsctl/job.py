@@ -235,7 +235,9 @@ def _run(
             return record_evidence(config, run, capture, secrets, evidence_root, outcome)
 
         async def every_run() -> list[RunResult]:
-            notion = notion_settings(config, environ)
+            # The evidence folder's newest runs matter to the notion check only.
+            with_runs = any("notion" in gate.checks for gate in gates)
+            notion = notion_settings(config, environ, newest_runs=with_runs)
             return await asyncio.gather(
                 *(
                     run_gates(

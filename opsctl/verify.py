@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from checks.interface import (
     CheckContext,
@@ -19,16 +20,14 @@ from checks.interface import (
     Status,
 )
 from checks.registry import CHECKS
-from evidence.bundle import BundleInputs, EvidenceWriter
-from evidence.phase_status import render_phase_status
 from evidence.signoffs import Ledger, Signoff
-from evidence.store import list_bundles, phase_rows
 from evidence.transcripts import Recorder
 from opsctl.config import Config, Environment, Gate
-from opsctl.files import write_atomically
 from opsctl.results import SKIPPED_BY_REQUEST, GateResult, RunResult, Verdict
 from opsctl.runner import EventHandler, Runner, SharedChecks
-from opsctl.transport import run_client
+
+if TYPE_CHECKING:
+    import httpx
 
 # Variables the local bot must not inherit from the caller's shell: it gets its own.
 _BOT_OWN = (
@@ -61,6 +60,36 @@ class Target:
     secrets: Mapping[str, str]
     account_sid: str = ""
     """The AccountSid the bot answers for (the webhook check's messages carry it; not a secret)."""
+
+
+def talks_http(gates: Sequence[Gate]) -> bool:
+    """Does any of these gates' checks make HTTP requests? (Repository checks do not.)"""
+    return any(c not in REPOSITORY_CHECKS for gate in gates for c in gate.checks)
+
+
+class _NoClient:
+    """The HTTP client of a run of repository checks only: none is built (httpx and the TLS
+    context cost a quarter of a second), and a check that reaches for one is told why."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(
+            f"no HTTP client in a run of repository checks only (asked for client.{name}); "
+            "a check that makes requests must not be in REPOSITORY_CHECKS (opsctl/verify.py)"
+        )
+
+
+@asynccontextmanager
+async def _http_client(
+    gates: Sequence[Gate], config: Config, env: Environment, capture: Capture
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The run's one pooled HTTP client, when one of its checks makes requests."""
+    if not talks_http(gates):
+        yield cast("httpx.AsyncClient", _NoClient())
+        return
+    from opsctl.transport import run_client
+
+    async with run_client(config.concurrency, env.timeout_s, capture.recorder.hooks()) as client:
+        yield client
 
 
 def needs_target(gates: Sequence[Gate]) -> bool:
@@ -196,9 +225,10 @@ async def run_gates(
     environ: Mapping[str, str] | None = None,
     shared: SharedChecks | None = None,
 ) -> RunResult:
-    """Run the gates against the target with one pooled HTTP client; `environ` (os.environ
-    over .env) names the secrets the runner redacts; `shared`: the checks this run shares with
-    other environments' runs in the same event loop."""
+    """Run the gates against the target with one pooled HTTP client (none when only
+    repository checks run); `environ` (os.environ over .env) names the secrets the runner
+    redacts; `shared`: the checks this run shares with other environments' runs in the same
+    event loop."""
     capture = capture or Capture()
 
     def both(gate_id: str, check_id: str, result: CheckResult | None) -> None:
@@ -206,7 +236,7 @@ async def run_gates(
         if on_event is not None:
             on_event(gate_id, check_id, result)
 
-    async with run_client(config.concurrency, env.timeout_s, capture.recorder.hooks()) as client:
+    async with _http_client(gates, config, env, capture) as client:
         ctx = CheckContext(
             env_name=env.name,
             base_url=target.base_url,
@@ -311,6 +341,7 @@ def record_evidence(
     outcome: str = "completed",
 ) -> Path:
     """Write the run's bundle, then regenerate PHASE-STATUS.md from the newest bundles."""
+    from evidence.bundle import BundleInputs, EvidenceWriter
     from opsctl import __version__
 
     inputs = BundleInputs(
@@ -334,6 +365,10 @@ def write_phase_status(config: Config, root: Path) -> Path | None:
     into another evidence dir (--evidence-dir) leaves the configured page alone (None)."""
     if root.resolve() != config.evidence.dir.resolve():
         return None
+    from evidence.phase_status import render_phase_status
+    from evidence.store import phase_rows
+    from opsctl.files import write_atomically
+
     target = config.evidence.phase_status
     configured = [(gate.id, gate.title) for gate in config.gates.values()]
     rows = phase_rows(root, target.parent, configured)
@@ -341,8 +376,12 @@ def write_phase_status(config: Config, root: Path) -> Path | None:
     return target
 
 
-def notion_settings(config: Config, environ: Mapping[str, str]) -> NotionSettings:
-    """What the `notion` check needs: the configured databases and the token from the env."""
+def notion_settings(
+    config: Config, environ: Mapping[str, str], newest_runs: bool = True
+) -> NotionSettings:
+    """What the `notion` check needs: the configured databases and the token from the env;
+    `newest_runs=False` leaves out the evidence folder's newest runs (no notion check runs:
+    no need to read every bundle's run.json)."""
     return NotionSettings(
         gates_database=config.notion.gates_database,
         runs_database=config.notion.runs_database,
@@ -355,12 +394,14 @@ def notion_settings(config: Config, environ: Mapping[str, str]) -> NotionSetting
         phase=config.notion.phase,
         columns=config.notion.columns,
         property_ids=config.notion.property_ids,
-        newest_runs=_newest_runs(config.evidence.dir),
+        newest_runs=_newest_runs(config.evidence.dir) if newest_runs else {},
     )
 
 
 def _newest_runs(root: Path) -> dict[str, str]:
     """Environment -> its newest completed bundle's name (what the notion check looks for)."""
+    from evidence.store import list_bundles
+
     newest: dict[str, str] = {}
     for bundle in list_bundles(root):  # newest first
         if bundle.outcome == "completed":
