@@ -80,16 +80,21 @@ def init(
         linked = sync.link(databases)  # relations and rollups: every database exists now
         columns.update({name: dict(db.layout.ids) for name, db in linked.items()})
         lines += sync.notes
-        store_ids(config.path, parent=parent, **ids)
-        store_property_ids(config.path, columns)
+        store_ids(config.path, {"parent": parent, **ids}, columns)
         # Kept for the settings just written: the next sync sends its queries only.
         sync.keep(linked, {name: (db.database_id, columns[name]) for name, db in linked.items()})
     lines.append(f"saved the database ids and their columns' ids in {config.path} [notion]")
     return lines
 
 
-def store_ids(path: Path, **values: str) -> None:
-    """Write keys into opsctl.toml's [notion] table, keeping every comment and the layout."""
+def store_ids(
+    path: Path, values: Mapping[str, str], property_ids: Mapping[str, Mapping[str, str]]
+) -> None:
+    """Write keys into opsctl.toml's [notion] table, and property_ids.<database>.<column> =
+    <id> in place of those stored before, keeping every comment and the layout: one read of
+    the file, one atomic write of both."""
+    import tomllib
+
     import tomlkit
 
     document = tomlkit.parse(path.read_text(encoding="utf-8"))
@@ -102,17 +107,6 @@ def store_ids(path: Path, **values: str) -> None:
             table[key] = value
         else:
             _add_before_trailing(table, key, value)
-    write_atomically(path, tomlkit.dumps(document))
-
-
-def store_property_ids(path: Path, columns: Mapping[str, Mapping[str, str]]) -> None:
-    """Write [notion] property_ids.<database>.<column> = <id>, replacing those stored before."""
-    import tomllib
-
-    import tomlkit
-
-    document = tomlkit.parse(path.read_text(encoding="utf-8"))
-    table: Any = document["notion"]
     if "property_ids" in table:
         del table["property_ids"]
     # tomlkit re-validates (deep-copies) a table's dotted keys at each one added: forty-odd
@@ -123,13 +117,13 @@ def store_property_ids(path: Path, columns: Mapping[str, Mapping[str, str]]) -> 
     lines = [
         f"{tomlkit.key(['property_ids', name, column]).as_string()} = "
         f"{tomlkit.string(property_id).as_string()}"
-        for name, ids in columns.items()
+        for name, ids in property_ids.items()
         for column, property_id in ids.items()
     ]
     text = tomlkit.dumps(document).replace(f'{marker} = ""\n', "".join(f"{x}\n" for x in lines))
     # The splice must say exactly what was meant: the ids, and nothing else moved.
-    written = tomllib.loads(text)
-    if written["notion"].get("property_ids", {}) != columns or marker in text:
+    written = tomllib.loads(text)["notion"]
+    if marker in text or written.get("property_ids", {}) != property_ids:
         raise RuntimeError(f"writing the column ids into {path} went wrong; nothing was written")
     write_atomically(path, text)
 
