@@ -10,14 +10,13 @@ lets the runner retry a gate only when retrying can help.
 from __future__ import annotations
 
 import asyncio
-import functools
-import ssl
 from typing import Any
 
 import httpx
 
 from checks.target import explain, explain_error
 from evidence.transcripts import current_watch
+from opsctl.tls import tls_context
 
 
 def deadline_of(request: httpx.Request, default_s: float) -> float:
@@ -73,18 +72,10 @@ def run_client(
 ) -> httpx.AsyncClient:
     """The one HTTP client of a run: pooled, every request under a hard deadline."""
     inner = httpx.AsyncHTTPTransport(
-        verify=_tls_context(), limits=httpx.Limits(max_connections=concurrency)
+        verify=tls_context(), limits=httpx.Limits(max_connections=concurrency)
     )
     return httpx.AsyncClient(
         transport=DeadlineTransport(inner, timeout_s),
         timeout=timeout_s,
         event_hooks=event_hooks,
     )
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """httpx's own TLS context (certifi's CA bundle, SSL_CERT_FILE/SSL_CERT_DIR honoured), made
-    once: loading the bundle costs 40-60 ms of CPU, which `verify` over twenty environments
-    paid twenty times in its one event loop."""
-    return httpx.create_ssl_context()

@@ -22,6 +22,7 @@ from notion_client.errors import HTTPResponseError
 
 from opsctl.errors import OpsctlError
 from opsctl.exitcodes import ExitCode
+from opsctl.tls import tls_context
 
 API_ORIGIN = "https://api.notion.com"
 # The SDK's methods that only read; every other one (create, update, append, delete) writes.
@@ -180,6 +181,7 @@ def notion_client(token: str, base_url: str | None, timeout_s: float) -> Client:
         logger.addHandler(logging.NullHandler())
     logger.propagate = False
     return Client(
+        client=httpx.Client(verify=tls_context()),  # the SDK sets its URL, timeout and headers
         auth=token,
         base_url=origin,
         timeout_ms=int(timeout_s * 1000),
