@@ -13,8 +13,8 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +40,17 @@ SERIAL_BELOW = 20
 SCAN_DEADLINE_S = 110.0
 # Files whose findings the cache keeps (~100 bytes each without findings).
 KEPT_FILES_MAX = 20_000
-# Paths a worker holds at once: the next one is waiting when it finishes one, and a worker
-# holds at most one more file than its share when the largest-first queue runs dry.
-PATHS_PER_WORKER = 2
+# Bytes of files a worker holds ahead (~0.4 s of scanning at ~120 kB/s): it never waits for
+# this process to send the next path, however late a loaded machine schedules it (with one
+# path ahead, a scan on a busy machine took 1.3x detect-secrets' CLI, whose pool queues every
+# task at once). The queue is largest first: when it runs dry, what the workers hold is small
+# files, and they finish close together.
+AHEAD_BYTES = 48 * 1024
+# Bytes of paths unread in a worker's pipe, at most: under the pipe's 64 KiB buffer (Linux),
+# so writing the next path never blocks.
+AHEAD_PIPE_BYTES = 32 * 1024
+# Idle workers told their scan is over exit within this (they only have to read end of file).
+GRACE_S = 1.0
 # A killed worker is reaped within this (SIGKILL cannot be ignored: it is a formality).
 REAP_TIMEOUT_S = 5.0
 
@@ -147,6 +155,7 @@ class ScanWorkers:
     """
 
     def __init__(self, count: int) -> None:
+        self._finished = False
         self._channels: list[_Channel] = []
         theirs: list[int] = []
         try:
@@ -187,8 +196,15 @@ class ScanWorkers:
         self._channels = []
 
     def close(self) -> None:
-        """Kill every worker and reap the first (the others are its children)."""
-        children.kill_group(self._leader)
+        """Stop the workers: after a finished scan, the end of their paths (they are idle and
+        exit, the first one after reaping the others, so their CPU time is accounted for);
+        otherwise, or if they linger, SIGKILL to their group. The first is reaped."""
+        if self._finished:
+            self._close_pipes()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._leader.wait(timeout=GRACE_S)
+        if self._leader.poll() is None:  # not reaped: its group id is still its own
+            children.kill_group(self._leader)
         self._close_pipes()
         # Not reaped in time is still killed: nothing of it runs any more.
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -197,51 +213,91 @@ class ScanWorkers:
     def findings(
         self, paths: list[str], deadline_s: float
     ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-        """(path, its findings as PotentialSecret.json() gives them) as each file is done."""
+        """(path, its findings as PotentialSecret.json() gives them) as each file is done. The
+        first paths go out now, not at the first result asked for: the workers start on them
+        while the caller does what else it has to."""
         deadline = time.monotonic() + deadline_s
         # Largest first, so no worker is left with a big file at the end (scan time ~ size).
-        waiting = deque(sorted(paths, key=_size_or_zero, reverse=True))
-        partial = {channel.replies: b"" for channel in self._channels}
-        remaining = len(paths)
+        sized = sorted(((_size_or_zero(p), p) for p in paths), reverse=True)
+        waiting = deque((size, (json.dumps(path) + "\n").encode()) for size, path in sized)
+        ahead = {channel: _Ahead() for channel in self._channels}
+        for channel in self._channels:
+            _send_ahead(channel, ahead[channel], waiting)
+        return self._replies(ahead, waiting, len(paths), deadline, deadline_s)
+
+    def _replies(
+        self,
+        ahead: dict[_Channel, _Ahead],
+        waiting: deque[tuple[int, bytes]],
+        remaining: int,
+        deadline: float,
+        deadline_s: float,
+    ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """Each reply as it comes, the next paths sent to whoever answered."""
+        count = remaining
+        partial = {channel: b"" for channel in self._channels}
         with selectors.DefaultSelector() as selector:
             for channel in self._channels:
                 selector.register(channel.replies, selectors.EVENT_READ, channel)
-                for _ in range(PATHS_PER_WORKER):
-                    _send_next(channel, waiting)
             while remaining:
                 left = deadline - time.monotonic()
                 ready = selector.select(left) if left > 0 else []
                 if not ready:  # never wait for ever: past the deadline, the scan is an error
-                    raise _scan_timeout(len(paths), deadline_s)
+                    raise _scan_timeout(count, deadline_s)
                 for key, _ in ready:
                     channel = key.data
                     chunk = os.read(channel.replies, 1 << 16)
                     if not chunk:
                         raise _worker_lost()
-                    *lines, partial[channel.replies] = (partial[channel.replies] + chunk).split(
-                        b"\n"
-                    )
+                    *lines, partial[channel] = (partial[channel] + chunk).split(b"\n")
                     for line in lines:
                         reply = json.loads(line)
                         if reply == secret_worker.READY:
                             continue
                         remaining -= 1
-                        _send_next(channel, waiting)
+                        ahead[channel].done()
+                        _send_ahead(channel, ahead[channel], waiting)
                         yield reply[0], reply[1]
+        self._finished = True
 
 
-def _send_next(channel: _Channel, waiting: deque[str]) -> None:
-    """Give the worker the next path, if any is left."""
-    if not waiting:
-        return
-    # A line is far below the pipe's buffer and a worker holds at most PATHS_PER_WORKER:
-    # this write never blocks.
-    data = (json.dumps(waiting.popleft()) + "\n").encode()
-    try:
-        while data:
-            data = data[os.write(channel.paths, data) :]
-    except BrokenPipeError:
-        raise _worker_lost() from None
+@dataclass
+class _Ahead:
+    """What a worker was sent and has not answered yet, oldest first: (file size, line)."""
+
+    sent: deque[tuple[int, bytes]] = field(default_factory=deque)
+    file_bytes: int = 0
+    line_bytes: int = 0
+
+    def add(self, size: int, line: bytes) -> None:
+        self.sent.append((size, line))
+        self.file_bytes += size
+        self.line_bytes += len(line)
+
+    def done(self) -> None:
+        """Its oldest path was answered (a worker answers in the order it is sent)."""
+        size, line = self.sent.popleft()
+        self.file_bytes -= size
+        self.line_bytes -= len(line)
+
+
+def _send_ahead(channel: _Channel, ahead: _Ahead, waiting: deque[tuple[int, bytes]]) -> None:
+    """Send the worker paths until it holds AHEAD_BYTES of files (one path at least)."""
+    while waiting and (
+        not ahead.sent
+        or (
+            ahead.file_bytes < AHEAD_BYTES
+            and ahead.line_bytes + len(waiting[0][1]) <= AHEAD_PIPE_BYTES
+        )
+    ):
+        size, line = waiting.popleft()
+        unwritten = line
+        try:
+            while unwritten:  # never blocks: see AHEAD_PIPE_BYTES
+                unwritten = unwritten[os.write(channel.paths, unwritten) :]
+        except BrokenPipeError:
+            raise _worker_lost() from None
+        ahead.add(size, line)
 
 
 def _worker_lost() -> CheckError:
@@ -290,11 +346,13 @@ def scan(
     cache: ResultCache | None = None,
     serial_below: int = SERIAL_BELOW,
     deadline_s: float = SCAN_DEADLINE_S,
+    workers: ScanWorkers | None = None,
 ) -> Scan:
     """The files' findings (paths relative to root). With a cache, a file whose bytes were
     scanned before by the same scanner is not scanned again: its findings are those kept for
     its sha256 (hashes of secrets and line numbers, as in the baseline; never a value), the
-    way pre-commit and ruff skip what did not change."""
+    way pre-commit and ruff skip what did not change. `workers`: started by the caller (and
+    stopped by it), used whatever the number of files to read."""
     paths = {name: os.path.join(root, name) for name in files}
     fingerprint = scanner_fingerprint() if cache is not None else ""
     digests = {name: _content_digest(path) for name, path in paths.items()}
@@ -307,11 +365,10 @@ def scan(
     # child that imports that module (detect-secrets imports yaml lazily) waits for ever, and so
     # does the pool (issue 11). So: a few files in this thread, more in worker processes,
     # started first: they import detect-secrets while this thread does.
-    with (
-        ScanWorkers(os.cpu_count() or 1)
-        if len(targets) >= serial_below
-        else nullcontext() as workers
-    ):
+    own = workers is None and len(targets) >= serial_below
+    with ScanWorkers(os.cpu_count() or 1) if own else nullcontext(workers) as workers:
+        # The paths go out first: the workers scan while this thread imports detect-secrets.
+        replies = workers.findings(targets, deadline_s) if workers is not None else None
         from detect_secrets import SecretsCollection
         from detect_secrets.core.potential_secret import PotentialSecret
 
@@ -322,13 +379,13 @@ def scan(
                 collection[name].add(secret)
         found_by_name: dict[str, list[Any]] = {name: [] for name in to_scan}
         found: Iterable[tuple[str, list[Any]]]
-        if workers is None:
+        if replies is None:
             with our_settings():
                 found = [(path, _scan_one_file(path)) for path in _within(targets, deadline_s)]
         else:
             found = (
                 (path, [PotentialSecret.load_secret_from_dict(d) for d in secrets])
-                for path, secrets in workers.findings(targets, deadline_s)
+                for path, secrets in replies
             )
         for path, secrets in found:
             name = os.path.relpath(path, root)  # as SecretsCollection.scan_files keys them
@@ -369,13 +426,16 @@ def write_baseline(root: Path) -> tuple[Path, int]:
 
 
 def new_findings(
-    root: Path, files: list[str], cache: ResultCache | None = None
+    root: Path,
+    files: list[str],
+    cache: ResultCache | None = None,
+    workers: ScanWorkers | None = None,
 ) -> tuple[list[tuple[str, int, str]], int]:
     """(file, line, type) of each finding not in the baseline (values are never returned), and
     how many files were read anew rather than taken from the cache."""
     from detect_secrets import SecretsCollection
 
-    done = scan(root, files, cache=cache)
+    done = scan(root, files, cache=cache, workers=workers)
     current = done.collection
     baseline_path = root / BASELINE
     if baseline_path.is_file():
@@ -383,6 +443,47 @@ def new_findings(
         current = current - old
     found = [(filename, secret.line_number or 0, secret.type) for filename, secret in current]
     return sorted(found), done.scanned
+
+
+# Workers started ahead of a scan that will read every file (prestart_workers); the next
+# repository scan takes them. A list: its pop() is atomic, whichever thread the scan runs in.
+_prestarted: list[ScanWorkers] = []
+
+
+def prestart_workers() -> None:
+    """Start the workers of a repository scan about to read every file (`--fresh`), so that
+    their start overlaps the caller's own; the next scan takes them and stops them. Call from
+    a thread that lives until they are stopped (the main thread): see checks/children.py."""
+    if not _prestarted:
+        _prestarted.append(ScanWorkers(os.cpu_count() or 1))
+
+
+def stop_prestarted_workers() -> None:
+    """Stop the workers prestart_workers started that no scan took."""
+    while _prestarted:
+        _prestarted.pop().close()
+
+
+def _scan_repository(
+    root: Path, cache: ResultCache | None
+) -> tuple[list[str], list[tuple[str, int, str]], int]:
+    """The repository's files, new_findings over them, how many were read anew. When the cache
+    holds nothing for this scanner (--fresh, a first run, a new detect-secrets), every file
+    will be read: the workers start first (if they were not started ahead), and import
+    detect-secrets while the files are listed and digested. This thread owns them to the end."""
+    starting: ScanWorkers | AbstractContextManager[None]
+    if _prestarted:
+        starting = _prestarted.pop()
+    elif cache is None or cache.get(ID, scanner_fingerprint()) is None:
+        starting = ScanWorkers(os.cpu_count() or 1)
+    else:
+        starting = nullcontext()
+    with starting as workers:
+        files = files_to_scan(root, cache.location if cache is not None else None)
+        if not files:
+            raise CheckError(f"no files to scan under {root}", "is this the repository root?")
+        findings, read = new_findings(root, files, cache, workers)
+    return files, findings, read
 
 
 class SecretScanCheck(Check):
@@ -395,10 +496,7 @@ class SecretScanCheck(Check):
 
     async def run(self, ctx: CheckContext) -> CheckResult:
         root = ctx.repository().root
-        files = files_to_scan(root, ctx.cache.location if ctx.cache is not None else None)
-        if not files:
-            raise CheckError(f"no files to scan under {root}", "is this the repository root?")
-        findings, read = await asyncio.to_thread(new_findings, root, files, ctx.cache)
+        files, findings, read = await asyncio.to_thread(_scan_repository, root, ctx.cache)
         # What was looked at, honestly: files unchanged since a kept scan were not read again.
         scope = f"scanned {len(files)} files" + (
             f" ({len(files) - read} unchanged since a kept scan)" if read < len(files) else ""

@@ -17,7 +17,13 @@ import pytest
 
 from checks import children
 from checks.interface import CheckError
-from checks.secrets import PLUGINS_FILE, ScanWorkers, scan
+from checks.secrets import (
+    PLUGINS_FILE,
+    ScanWorkers,
+    prestart_workers,
+    scan,
+    stop_prestarted_workers,
+)
 from tests.conftest import REPO_ROOT
 
 WORKER = b"checks.secret_worker"
@@ -242,3 +248,14 @@ def test_sigkill_of_opsctl_mid_scan_leaves_no_worker(tmp_path: Path) -> None:
     finally:
         opsctl.kill()
         opsctl.wait(10)
+
+
+def test_workers_started_ahead_that_no_scan_took_are_stopped() -> None:
+    prestart_workers()
+    started = workers_of(os.getpid())
+    assert started, "no workers started ahead"
+
+    stop_prestarted_workers()
+
+    assert gone_within(started, 5)
+    assert workers_of(os.getpid()) == []
