@@ -13,9 +13,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from make_requests import (
@@ -31,6 +32,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 OUR_P95_MS, RUNBOOK_P95_MS, RUNBOOK_ERROR_PCT = 50.0, 800.0, 1.0
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+T = TypeVar("T")
 
 
 class BenchError(Exception):
@@ -241,28 +243,43 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str]) -> int:
-    """Exit 0 when our bar passes, 1 when it does not, 2 when the bot or wrk did not work."""
-    args = parse_args(argv)
-    if shutil.which("wrk") is None:
-        print("bench: wrk is not installed (apt-get install wrk)", file=sys.stderr)
-        return 2
-    # Ctrl-C and SIGTERM stop gunicorn too (even when started where SIGINT is ignored).
+def measured_or_exit_code(measure: Callable[[], T], tools: Sequence[str] = ("wrk",)) -> T | int:
+    """Run `measure` as every webhook benchmark does: its result, or the exit code of why not
+    (2 when a tool is missing or the bot or wrk did not work, one line on stderr; 130 on Ctrl-C
+    or SIGTERM, which stop gunicorn too, even when started where SIGINT is ignored)."""
+    for tool in tools:
+        if shutil.which(tool) is None:
+            print(f"bench: {tool} is not installed (apt-get install {tool})", file=sys.stderr)
+            return 2
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.default_int_handler)
     try:
-        result = benchmark(args)
+        return measure()
     except (BenchError, DevServerError, httpx.HTTPError) as exc:
         print(f"bench: FAIL: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    """Keep a run as bench/results/NAME-<UTC timestamp>.json; its path."""
     results_dir = BENCH_DIR / "results"
     results_dir.mkdir(exist_ok=True)
     stamp = result["timestamp"].replace("-", "").replace(":", "")
-    path = results_dir / f"webhook-{stamp}.json"
+    path = results_dir / f"{name}-{stamp}.json"
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def main(argv: list[str]) -> int:
+    """Exit 0 when our bar passes, 1 when it does not, 2 when the bot or wrk did not work."""
+    args = parse_args(argv)
+    result = measured_or_exit_code(lambda: benchmark(args))
+    if isinstance(result, int):
+        return result
+    path = write_result("webhook", result)
     print_report(result, path)
     return 0 if result["results"]["verdicts"]["ours"]["pass"] else 1
 

@@ -9,11 +9,8 @@ the bot at production INFO logging reaches 0.7x the floor's throughput and p95 <
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
-import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -21,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from make_requests import bot_env, build_requests, write_lua
 from webhook import (
     BENCH_DIR,
@@ -29,11 +25,13 @@ from webhook import (
     add_load_options,
     check_bot_answers,
     git_commit,
+    measured_or_exit_code,
     run_wrk,
     wait_for_health,
+    write_result,
 )
 
-from opsctl.devserver import DevServer, DevServerError
+from opsctl.devserver import DevServer
 
 THROUGHPUT_BAR, P95_BAR_MS = 0.7, 50.0
 FLOOR_APP = "bench.floor_app:app"
@@ -128,23 +126,18 @@ def report(result: dict[str, Any]) -> bool:
 def main(argv: list[str]) -> int:
     """Exit 0 when every bar holds, 1 when one is missed, 2 when it could not measure."""
     args = parse_args(argv)
-    if shutil.which("wrk") is None:
-        print("bench: wrk is not installed (apt-get install wrk)", file=sys.stderr)
-        return 2
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.default_int_handler)
-    rounds: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
-    try:
+
+    def measure() -> dict[str, list[dict[str, float]]]:
+        rounds: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
         with tempfile.TemporaryDirectory(prefix="bench-floor-") as tmp:
             for _ in range(args.rounds):
                 for variant in VARIANTS:  # interleaved: a noisy minute hurts every variant
                     rounds[variant].append(one_round(variant, args, Path(tmp)))
-    except (BenchError, DevServerError, httpx.HTTPError) as exc:
-        print(f"bench: FAIL: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bench: interrupted", file=sys.stderr)
-        return 130
+        return rounds
+
+    rounds = measured_or_exit_code(measure)
+    if isinstance(rounds, int):
+        return rounds
     result = {
         "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "commit": git_commit(),
@@ -158,10 +151,7 @@ def main(argv: list[str]) -> int:
         "medians": {v: medians(r) for v, r in rounds.items()},
     }
     ok = report(result)
-    results_dir = BENCH_DIR / "results"
-    results_dir.mkdir(exist_ok=True)
-    path = results_dir / f"webhook-floor-{result['timestamp'].replace(':', '')}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    path = write_result("webhook-floor", result)
     print(f"  results {path.relative_to(BENCH_DIR.parent)}")
     return 0 if ok else 1
 

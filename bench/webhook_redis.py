@@ -12,11 +12,8 @@ Debian's redis-server (issue 18).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
-import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -35,11 +32,13 @@ from webhook import (
     add_load_options,
     check_bot_answers,
     git_commit,
+    measured_or_exit_code,
     run_wrk,
     wait_for_health,
+    write_result,
 )
 
-from opsctl.devserver import DevServer, DevServerError
+from opsctl.devserver import DevServer
 
 VARIANTS = ("one bot, memory", "one bot, Redis", "two bots, one Redis")
 
@@ -148,14 +147,9 @@ def report(result: dict[str, Any]) -> None:
 def main(argv: list[str]) -> int:
     """Exit 0 once measured, 2 when it could not measure."""
     args = parse_args(argv)
-    for tool, package in (("wrk", "wrk"), ("redis-server", "redis-server")):
-        if shutil.which(tool) is None:
-            print(f"bench: {tool} is not installed (apt-get install {package})", file=sys.stderr)
-            return 2
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.default_int_handler)
-    variants: dict[str, dict[str, Any]] = {}
-    try:
+
+    def measure() -> dict[str, dict[str, Any]]:
+        variants: dict[str, dict[str, Any]] = {}
         with tempfile.TemporaryDirectory(prefix="bench-redis-") as tmp:
             redis, url = start_redis(Path(tmp))
             try:
@@ -164,12 +158,11 @@ def main(argv: list[str]) -> int:
             finally:
                 redis.kill()
                 redis.wait(5)
-    except (BenchError, DevServerError, httpx.HTTPError) as exc:
-        print(f"bench: FAIL: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bench: interrupted", file=sys.stderr)
-        return 130
+        return variants
+
+    variants = measured_or_exit_code(measure, tools=("wrk", "redis-server"))
+    if isinstance(variants, int):
+        return variants
     result = {
         "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "commit": git_commit(),
@@ -183,10 +176,7 @@ def main(argv: list[str]) -> int:
         "variants": variants,
     }
     report(result)
-    results_dir = BENCH_DIR / "results"
-    results_dir.mkdir(exist_ok=True)
-    path = results_dir / f"webhook-redis-{result['timestamp'].replace(':', '')}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    path = write_result("webhook-redis", result)
     print(f"  results {path.relative_to(BENCH_DIR.parent)}")
     return 0
 
