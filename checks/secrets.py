@@ -30,12 +30,13 @@ BASELINE = ".secrets.baseline"
 # Never scanned: lock hashes and binary assets are high-entropy by nature.
 EXCLUDED_SUFFIXES = (".mp3", ".png", ".lock")
 EXCLUDED_PREFIXES = ("requirements/",)
-# Fewer files than this are scanned in the calling thread: a worker is a fresh interpreter
-# importing detect-secrets (~0.2 s), which pays off from about 20 files of this repository's
-# mix (2 cores: 16 files 0.67 s serial, 0.74 s pooled; 24 files 1.75 s, 1.30 s).
+# Fewer files than this are scanned in the calling thread: the workers are a fresh interpreter
+# importing detect-secrets (~0.3 s of CPU) and forks of it, which pays off from about a dozen
+# files of this repository's mix (2 cores, median of 3: 8 files 0.80 s in the thread, 0.96 s
+# in workers; 16 files 1.39 s, 1.23 s; 40 files 3.96 s, 2.49 s).
 # Above it the scan also stays out of this process, where it would hold the GIL against the
 # other checks' threads (the latency measurements among them).
-SERIAL_BELOW = 20
+SERIAL_BELOW = 12
 # Under the check's 120 s budget, so a stuck scan ends as our one-line error, not a timeout.
 SCAN_DEADLINE_S = 110.0
 # Files whose findings the cache keeps (~100 bytes each without findings).
