@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import signal
@@ -20,9 +21,11 @@ from checks.interface import CheckError
 from checks.secrets import (
     PLUGINS_FILE,
     ScanWorkers,
+    new_findings,
     prestart_workers,
     scan,
     stop_prestarted_workers,
+    write_baseline,
 )
 from tests.conftest import REPO_ROOT
 
@@ -259,3 +262,21 @@ def test_workers_started_ahead_that_no_scan_took_are_stopped() -> None:
 
     assert gone_within(started, 5)
     assert workers_of(os.getpid()) == []
+
+
+def test_what_the_baseline_accepts_is_not_new_and_what_comes_after_is(
+    repository_with_secrets: tuple[Path, list[str]],
+) -> None:
+    root, files = repository_with_secrets
+    found, _ = new_findings(root, files)
+    assert ("app/settings.py", 3, "Twilio Auth Token") in found
+
+    write_baseline(root)
+    assert new_findings(root, files) == ([], len(files))
+
+    late_token = hashlib.sha256(b"late").hexdigest()[:32]  # built: this file holds none
+    (root / "app" / "late.py").write_text(f'auth_token = "{late_token}"\n')
+    assert new_findings(root, [*files, "app/late.py"])[0] == [
+        ("app/late.py", 1, "Hex High Entropy String"),
+        ("app/late.py", 1, "Twilio Auth Token"),
+    ]
