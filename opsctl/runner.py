@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-
-import httpx
+from typing import TYPE_CHECKING, TypeGuard
 
 from checks.interface import Check, CheckContext, CheckError, CheckResult, Status, worst
 from checks.target import WakeReport, explain_error
@@ -24,6 +24,9 @@ from evidence.signoffs import Signoff, signed_items, waiver_of
 from evidence.transcripts import Exposure, Watch, current_check, current_watch
 from opsctl.config import Gate
 from opsctl.results import GateAttempt, GateResult, RunResult
+
+if TYPE_CHECKING:
+    import httpx
 
 # Called when a check starts (result None) and when it ends; the live table listens.
 EventHandler = Callable[[str, str, CheckResult | None], None]
@@ -338,17 +341,18 @@ class Runner:
                 f"did not finish: stopped after {waited:.1f}s ({limit})",
                 "is the service up and awake? raise timeout_s in opsctl.toml if it is just slow",
             )
-        except httpx.HTTPError as exc:
-            cause = explain_error(exc, self._clock() - started)
-            result = check.result(Status.ERROR, cause.what, cause.hint)
         except Exception as exc:
-            if self._debug:
+            if _is_http_error(exc):  # a request that failed: its cause, as the transport saw it
+                cause = explain_error(exc, self._clock() - started)
+                result = check.result(Status.ERROR, cause.what, cause.hint)
+            elif self._debug:
                 raise
-            result = check.result(
-                Status.ERROR,
-                f"check crashed: {type(exc).__name__}: {exc}",
-                "run with --debug for the traceback",
-            )
+            else:
+                result = check.result(
+                    Status.ERROR,
+                    f"check crashed: {type(exc).__name__}: {exc}",
+                    "run with --debug for the traceback",
+                )
         finally:
             current_watch.reset(watching)
             current_check.reset(token)
@@ -375,6 +379,12 @@ class Runner:
         finally:
             current_watch.reset(watching)
             current_check.reset(token)
+
+
+def _is_http_error(exc: Exception) -> TypeGuard[httpx.HTTPError]:
+    """An httpx error? httpx not imported means no request was made (repository checks only)."""
+    httpx = sys.modules.get("httpx")
+    return httpx is not None and isinstance(exc, httpx.HTTPError)
 
 
 def _gate_reason(attempt: GateAttempt) -> str:
