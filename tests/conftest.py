@@ -233,6 +233,15 @@ def client(make_app: Callable[..., Flask]) -> FlaskClient:
     return make_app().test_client()
 
 
+def process_alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a zombie runs nothing; its reaper may not be us)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 @pytest.fixture
 def start_bot() -> Iterator[Callable[..., DevServer]]:
     """Start the bot under the Dockerfile's gunicorn command on 127.0.0.1:0."""

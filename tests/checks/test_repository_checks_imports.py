@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
+from tests.checks.test_secret_workers import secrets_only_config
 from tests.conftest import REPO_ROOT
 
 # Run opsctl's own entry point, then write every module the process holds as it exits (a
@@ -37,22 +37,7 @@ def test_opsctl_check_of_a_repository_check_imports_no_httpx(tmp_path: Path) -> 
     root = tmp_path / "repo"
     root.mkdir()
     (root / "app.py").write_text('"""App."""\n')
-    config = tmp_path / "opsctl.toml"
-    config.write_text(
-        textwrap.dedent(
-            f"""\
-            [environments.repo]
-            base_url = "http://127.0.0.1:9"
-
-            [repository]
-            root = "{root}"
-
-            [gates.SEC]
-            title = "Security"
-            checks = ["secrets"]
-            """
-        )
-    )
+    config = secrets_only_config(tmp_path, root)
 
     code, modules = imported_by(
         ["check", "secrets", "--env", "repo", "--config", str(config), "--progress", "none"],

@@ -27,28 +27,19 @@ from checks.secrets import (
     stop_prestarted_workers,
     write_baseline,
 )
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, process_alive
 
 WORKER = b"checks.secret_worker"
 Finding = tuple[str, int, str, str]
 """(file, line, type, hash of the secret)."""
 
 
-def _alive(pid: int) -> bool:
-    """The process exists and is not a zombie (a zombie runs nothing)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def gone_within(pids: list[int], deadline_s: float) -> bool:
     """Poll until none of the pids runs, or the deadline passes."""
     end = time.monotonic() + deadline_s
-    while any(_alive(pid) for pid in pids) and time.monotonic() < end:
+    while any(process_alive(pid) for pid in pids) and time.monotonic() < end:
         time.sleep(0.05)
-    return not any(_alive(pid) for pid in pids)
+    return not any(process_alive(pid) for pid in pids)
 
 
 def processes(where: Callable[[int, int, bytes], bool]) -> list[int]:
@@ -63,7 +54,7 @@ def processes(where: Callable[[int, int, bytes], bool]) -> list[int]:
         except OSError:
             continue
         ppid, pgrp = (int(field) for field in stat.rsplit(")", 1)[1].split()[1:3])
-        if where(ppid, pgrp, cmdline) and _alive(int(entry.name)):
+        if where(ppid, pgrp, cmdline) and process_alive(int(entry.name)):
             found.append(int(entry.name))
     return found
 
@@ -211,22 +202,7 @@ def test_sigkill_of_opsctl_mid_scan_leaves_no_worker(tmp_path: Path) -> None:
     )
     for n in range(30):
         (root / f"module_{n}.py").write_text(lines)
-    config = tmp_path / "opsctl.toml"
-    config.write_text(
-        textwrap.dedent(
-            f"""\
-            [environments.repo]
-            base_url = "http://127.0.0.1:9"
-
-            [repository]
-            root = "{root}"
-
-            [gates.SEC]
-            title = "Security"
-            checks = ["secrets"]
-            """
-        )
-    )
+    config = secrets_only_config(tmp_path, root)
     command = ["check", "secrets", "--env", "repo", "--config", str(config), "--fresh"]
     opsctl = subprocess.Popen(
         [sys.executable, "-m", "opsctl.cli", *command, "--progress", "none"],
@@ -280,3 +256,24 @@ def test_what_the_baseline_accepts_is_not_new_and_what_comes_after_is(
         ("app/late.py", 1, "Hex High Entropy String"),
         ("app/late.py", 1, "Twilio Auth Token"),
     ]
+
+
+def secrets_only_config(folder: Path, root: Path) -> Path:
+    """An opsctl.toml whose one gate is the secret scan of the repository at `root`."""
+    config = folder / "opsctl.toml"
+    config.write_text(
+        textwrap.dedent(
+            f"""\
+            [environments.repo]
+            base_url = "http://127.0.0.1:9"
+
+            [repository]
+            root = "{root}"
+
+            [gates.SEC]
+            title = "Security"
+            checks = ["secrets"]
+            """
+        )
+    )
+    return config

@@ -18,22 +18,13 @@ import pytest
 
 from checks import children
 from checks.testsuite import INSIDE_TEST_RUN
-from tests.conftest import REPO_ROOT, config_copy
+from tests.conftest import REPO_ROOT, config_copy, process_alive
 
 MARK = "OPSCTL_TEST_MARK"
 needs_prctl = pytest.mark.skipif(children._prctl is None, reason="no prctl: Linux only")
 
 
 # --- finding processes by a marker in their environment ------------------------------------
-
-
-def _alive(pid: int) -> bool:
-    """The process exists and is not a zombie (a zombie runs nothing; its reaper is not us)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _cmdline(pid: int) -> str:
@@ -54,7 +45,7 @@ def marked(mark: str) -> list[tuple[int, str]]:
             environ = (entry / "environ").read_bytes()
         except OSError:  # gone meanwhile, or not ours to read
             continue
-        if needle in environ.split(b"\0") and _alive(int(entry.name)):
+        if needle in environ.split(b"\0") and process_alive(int(entry.name)):
             found.append((int(entry.name), _cmdline(int(entry.name))))
     return found
 
@@ -71,9 +62,9 @@ def gone_within(pids: list[int], deadline: float = 5) -> bool:
     """Poll until none of the pids runs. A process being killed can already show an empty
     /proc/<pid>/environ (so it no longer looks marked) while it has not finished exiting."""
     end = time.monotonic() + deadline
-    while any(_alive(pid) for pid in pids) and time.monotonic() < end:
+    while any(process_alive(pid) for pid in pids) and time.monotonic() < end:
         time.sleep(0.05)
-    return not any(_alive(pid) for pid in pids)
+    return not any(process_alive(pid) for pid in pids)
 
 
 def kill_marked(mark: str) -> None:
@@ -203,7 +194,7 @@ def _child_dies_with_its_parent(script: str, mark: str) -> None:
     try:
         child = int(read_line(parent))
         assert read_line(parent) == "armed\n"
-        assert _alive(child)
+        assert process_alive(child)
         parent.kill()
         parent.wait(10)
         assert wait_until_none_marked(mark, 5) == []
@@ -254,7 +245,7 @@ def test_watchdog_kills_the_whole_chain_when_its_parent_is_killed(mark: str) -> 
     )
     try:
         chain = [int(pid) for pid in read_line(parent).split()]
-        assert len(chain) == 2 and all(_alive(pid) for pid in chain)
+        assert len(chain) == 2 and all(process_alive(pid) for pid in chain)
         assert len(watchdogs(mark)) == 1
         parent.kill()
         parent.wait(10)
@@ -294,11 +285,11 @@ def test_a_nested_watchdog_kills_only_its_own(mark: str) -> None:
         sibling, nested_sleep = (int(pid) for pid in read_line(outer).split())
         # The nested process exited normally: its watchdog killed its sleep, then ended.
         end = time.monotonic() + 10
-        while (_alive(nested_sleep) or len(watchdogs(mark)) > 1) and time.monotonic() < end:
+        while (process_alive(nested_sleep) or len(watchdogs(mark)) > 1) and time.monotonic() < end:
             time.sleep(0.1)
-        assert not _alive(nested_sleep)
+        assert not process_alive(nested_sleep)
         assert len(watchdogs(mark)) == 1, "the nested watchdog did not end"
-        assert _alive(sibling), "the nested watchdog killed a process of the outer one"
+        assert process_alive(sibling), "the nested watchdog killed a process of the outer one"
         # The outer watchdog still does its job.
         outer.kill()
         outer.wait(10)
