@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from opsctl.exitcodes import ExitCode
 from opsctl.results import RunResult, Scope
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -296,7 +299,7 @@ def _run(
 
         try:
             with live if live is not None else nullcontext():
-                runs = asyncio.run(every_run())
+                runs = asyncio.run(_interruptible(every_run()))
         except KeyboardInterrupt:
             for env, target, capture in zip(envs, targets, captures, strict=True):
                 cut = interrupted_run(
@@ -309,6 +312,39 @@ def _run(
             run = dataclasses.replace(run, scope=scope)
             done.append((run, evidence(run, capture, target, "completed")))
         return done
+
+
+async def _interruptible(run: Coroutine[Any, Any, T]) -> T:
+    """`run`, with SIGTERM handled as asyncio handles Ctrl-C: the run is cancelled, every check
+    unwinds in its own task (its own context), and then KeyboardInterrupt. A KeyboardInterrupt
+    raised by a signal handler at any point instead could land inside one task's step and leave
+    the others for the garbage collector to close ("Task was destroyed but it is pending!")."""
+    import asyncio
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return await run  # signals reach the main thread only; its handler stays in charge
+    loop = asyncio.get_running_loop()
+    this = asyncio.current_task()
+    assert this is not None
+    stopped = False
+
+    def stop() -> None:
+        nonlocal stopped
+        stopped = True
+        this.cancel()
+
+    previous = signal.getsignal(signal.SIGTERM)
+    loop.add_signal_handler(signal.SIGTERM, stop)
+    try:
+        return await run
+    except asyncio.CancelledError:
+        if stopped:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, previous)  # remove_signal_handler leaves SIG_DFL
 
 
 def _display(
