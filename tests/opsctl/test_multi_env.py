@@ -21,6 +21,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import xmlschema
+from referencing import Registry, Resource
 
 from checks.interface import Check, CheckContext, CheckResult, Expectations, Status
 from checks.registry import CHECKS
@@ -41,6 +42,15 @@ FAILING = "bravo"  # its target has no /metrics: P2.2 FAILs there
 ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 CURSOR_UP = "\x1b[1A"
 VERIFY_SCHEMA = json.loads((REPO_ROOT / "evidence/schemas/verify-v1.json").read_text())
+ENVS_SCHEMA = json.loads((REPO_ROOT / "evidence/schemas/verify-envs-v1.json").read_text())
+# The envelope refers to each run's schema by its $id: both in one registry, as a user loads them.
+ENVS_VALIDATOR = jsonschema.Draft202012Validator(
+    ENVS_SCHEMA,
+    registry=Registry().with_resources(
+        (s["$id"], Resource.from_contents(s)) for s in (VERIFY_SCHEMA, ENVS_SCHEMA)
+    ),
+    format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+)
 JUNIT_SCHEMA = xmlschema.XMLSchema(REPO_ROOT / "evidence/schemas/junit-10.xsd")
 
 GATES = """
@@ -180,8 +190,14 @@ def test_all_as_one_json_document_and_one_junit_file(world: World) -> None:
         "line": "FAIL: 1 of 3 environments not done: bravo (FAIL)",
         "exit_code": 1,
     }
+    ENVS_VALIDATOR.validate(document)
     for run in document["runs"]:
         jsonschema.validate(run, VERIFY_SCHEMA)
+    # The envelope's schema reaches into each run: a run missing a field is refused.
+    broken = json.loads(done.stdout)
+    del broken["runs"][1]["gates"]
+    assert not ENVS_VALIDATOR.is_valid(broken)
+    assert not ENVS_VALIDATOR.is_valid({**document, "verdict": {"line": "?", "exit_code": 2}})
     assert [r["verdict"]["exit_code"] for r in document["runs"]] == [0, 1, 0]
     JUNIT_SCHEMA.validate(str(junit))
     xml = junit.read_text()
