@@ -38,6 +38,9 @@ class CheckResult:
     transient: tuple[str, ...] = ()
     """What its requests met that another attempt may not (a timeout, a reset, a 502): the
     runner adds what the transport saw, and retries a gate only for a failing check with some."""
+    reports: tuple[str, ...] = ()
+    """The tool reports it wrote (names under the bundle's reports/): the runner records them,
+    so its row links them."""
 
 
 # One question per language of the shipped knowledge base (bot/data/knowledge.json) whose

@@ -297,7 +297,11 @@ class Runner:
         """
         self._on_event(gate_id, check_id, None)
         if self._shared is None or check_id not in self._shared.check_ids:
-            result = await self._checked(gate_id, check_id, ctx, deadline)
+            # Its own reports dict, merged after: checks run at once, and each result names the
+            # reports that check wrote, not those another one wrote meanwhile.
+            own = replace(ctx, reports={})
+            result = await self._checked(gate_id, check_id, own, deadline)
+            ctx.reports.update(own.reports)
         else:
             self._asked[(gate_id, check_id)] += 1
             key = (gate_id, check_id, self._asked[(gate_id, check_id)])
@@ -367,7 +371,7 @@ class Runner:
         result = redacted(result, redactor)
         for name, text in list(ctx.reports.items()):  # tool reports, kept as evidence
             ctx.reports[name] = redactor.redact(text)
-        return result
+        return replace(result, reports=tuple(sorted(ctx.reports))) if ctx.reports else result
 
     @staticmethod
     async def _awake(ctx: CheckContext) -> WakeReport:

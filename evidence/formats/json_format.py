@@ -15,7 +15,7 @@ ENVIRONMENTS_SCHEMA_ID = "opsctl.verify-envs/v1"
 
 
 def _check(result: CheckResult) -> dict[str, Any]:
-    return {
+    data: dict[str, Any] = {
         "id": result.check_id,
         "title": result.title,
         "status": result.status.value,
@@ -24,6 +24,9 @@ def _check(result: CheckResult) -> dict[str, Any]:
         "duration_s": result.duration_s,
         "details": dict(result.details),
     }
+    if result.reports:  # added within v1: absent when the check wrote none
+        data["reports"] = list(result.reports)
+    return data
 
 
 def _gate(gate: GateResult) -> dict[str, Any]:

@@ -44,12 +44,15 @@ def reports_named(check: CheckResult, files: Iterable[str]) -> list[str]:
 def check_files(
     gate_id: str, check: CheckResult, transcripts: Mapping[str, str], files: Sequence[str]
 ) -> list[tuple[str, str]]:
-    """(label, path in the bundle) for a check's row: its transcript, then the reports it names."""
+    """(label, path in the bundle) for a check's row: its transcript, the reports it wrote, then
+    any other report its reason or hint names."""
     links = []
     transcript = transcripts.get(f"{gate_id}/{check.check_id}")
     if transcript:
         links.append(("transcript", transcript))
-    links += [(path.removeprefix(REPORTS), path) for path in reports_named(check, files)]
+    written = [REPORTS + name for name in check.reports if REPORTS + name in files]
+    named = [path for path in reports_named(check, files) if path not in written]
+    links += [(path.removeprefix(REPORTS), path) for path in [*written, *named]]
     return links
 
 

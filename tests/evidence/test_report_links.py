@@ -335,3 +335,20 @@ def test_a_gate_reason_of_its_own_is_kept() -> None:
     run = RunResult("render", "https://x.example", "2026-11-28T10:00:00Z", 1.0, (retried,))
     assert "\npassed on attempt 2; 1 check passed\n" in render_summary(run, {}, {})
     assert "<p>passed on attempt 2; 1 check passed</p>" in render_html(run)
+
+
+def test_a_checks_row_links_the_reports_it_wrote_whatever_its_reason_says() -> None:
+    """The secret scan's reason names no file: its row still links its report, and only its."""
+    secrets = CheckResult(
+        "secrets", "no new secrets", Status.PASS, "scanned 222 files", reports=("secret-scan.txt",)
+    )
+    lint = CheckResult("lint", "lint clean", Status.PASS, "linted 90 files", reports=("lint.txt",))
+    gate = GateResult("P2.6", "Security", True, Status.PASS, "2 checks passed", (secrets, lint), ())
+    run = RunResult("local", "http://127.0.0.1:9", "2026-11-28T10:00:00Z", 1.0, (gate,))
+    files = ["reports/secret-scan.txt", "reports/lint.txt"]
+    html = render_html(run, files=files)
+    found = re.finditer(r"<tr><td>.*?<td>(no new secrets|lint clean)</td>.*?</tr>", html)
+    rows = {m.group(1): m.group(0) for m in found}
+    assert 'href="reports/secret-scan.txt"' in rows["no new secrets"]
+    assert 'href="reports/lint.txt"' not in rows["no new secrets"]
+    assert 'href="reports/lint.txt"' in rows["lint clean"]

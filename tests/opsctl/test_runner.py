@@ -190,3 +190,35 @@ def test_skipped_gates_block_what_needs_them() -> None:
         (Status.SKIP, "skipped with --skip"),
         (Status.BLOCKED, "needs A (SKIP)"),
     ]
+
+
+class Reporting(Rendezvous):
+    """Writes a report of its own while its partner runs (and writes its own)."""
+
+    async def run(self, ctx: CheckContext) -> CheckResult:
+        self._mine.set()
+        await self._theirs.wait()
+        ctx.reports[f"{self.id}.txt"] = f"{self.id}'s findings\n"
+        await asyncio.sleep(0)  # the partner writes its report meanwhile
+        return self.result(Status.PASS, "reported")
+
+
+def test_each_result_names_the_reports_its_check_wrote_and_no_other() -> None:
+    async def go() -> tuple[RunResult, dict[str, str]]:
+        a, b = asyncio.Event(), asyncio.Event()
+        checks: dict[str, Check] = {
+            "a": Reporting("a", a, b),
+            "b": Reporting("b", b, a),
+            "c": Scripted("c", Status.PASS),
+        }
+        async with httpx.AsyncClient() as client:
+            ctx = CheckContext("t", "http://x", "http://x", Expectations(), client, {})
+            run = await Runner(checks).run([gate("G1", "a", "b", "c")], ctx)
+            return run, ctx.reports
+
+    run, reports = asyncio.run(go())
+    by_id = {c.check_id: c for c in run.gates[0].checks}
+    assert by_id["a"].reports == ("a.txt",)
+    assert by_id["b"].reports == ("b.txt",)
+    assert by_id["c"].reports == ()
+    assert reports == {"a.txt": "a's findings\n", "b.txt": "b's findings\n"}  # all kept
