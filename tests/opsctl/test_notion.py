@@ -400,10 +400,13 @@ def test_a_create_that_timed_out_is_checked_before_creating_again(
     project: Path, fake_notion: FakeNotion
 ) -> None:
     config = initialised(project, fake_notion)
+    # The row is made at once and its answer held 3 s; the client gives up after 1 s, then looks.
+    # The second must be ample on a loaded machine: with 0.3 s, a starved fake had not made the
+    # row yet when the look came, and the create was (rightly) kept queued, not counted.
     fake_notion.inject(
-        0, times=2, method="POST", path=r"^/v1/pages$", delay_s=1.0, apply_first=True
+        0, times=2, method="POST", path=r"^/v1/pages$", delay_s=3.0, apply_first=True
     )
-    client = notion_client(fake_notion.token, fake_notion.url, 0.3)
+    client = notion_client(fake_notion.token, fake_notion.url, 1.0)
     impatient = NotionSync(
         NotionGateway(client, Pacer(rate=1000), backoff_s=0.01), Outbox(config.notion.outbox)
     )
