@@ -13,6 +13,8 @@ from typing import Any, TextIO
 
 from flask import Flask, Response, g, has_request_context, request
 
+from bot.context import this_request
+
 LOGGER_NAME = "clara"
 # E.164 numbers and WhatsApp ids: 7 to 15 digits, optionally after '+'.
 # Whole tokens only, so hex ids and timestamps are left alone.
@@ -185,7 +187,7 @@ def init_app(app: Flask, logger: logging.Logger) -> None:
             return response
         elapsed_ms = (time.perf_counter() - this_g.get("log_started", time.perf_counter())) * 1000
         notes = "; ".join(message % args for message, args in this_g.get("log_notes", ()))
-        req = request._get_current_object()  # type: ignore[attr-defined]
+        req = this_request()
         method, path, status = req.method, req.path, response.status_code
         logger.info(
             "%s %s %s %.1fms%s",

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from flask import Flask, Request, Response, g, request
+from flask import Flask, Request, Response, g
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -39,6 +39,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
+
+from bot.context import this_request
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus-client's variable: set, every process keeps its values in files in this folder."""
@@ -285,8 +287,7 @@ def init_app(app: Flask, metrics: Metrics) -> None:
     def count(response: Response) -> Response:
         started = g.get("started")
         elapsed = time.perf_counter() - started if started is not None else None
-        req = request._get_current_object()  # type: ignore[attr-defined]  # looked up once
-        metrics.count_request(request_labels(req, response.status_code), elapsed)
+        metrics.count_request(request_labels(this_request(), response.status_code), elapsed)
         return response
 
     @app.get("/metrics")

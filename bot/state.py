@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 import httpx
-from flask import Request, current_app, request
+from flask import current_app
 
 from bot.answers import Answerer
 from bot.knowledge import KnowledgeBase
@@ -35,10 +35,3 @@ def get_state() -> BotState:
     """The state of the app serving the current request."""
     state: BotState = current_app.extensions["clara"]
     return state
-
-
-def this_request() -> Request:
-    """The request being served, looked up once: each `flask.request.x` looks it up again
-    through the context (about 45 lookups a webhook request, 4 % of its time: issue 17)."""
-    req: Request = request._get_current_object()  # type: ignore[attr-defined]
-    return req

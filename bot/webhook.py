@@ -17,12 +17,13 @@ from werkzeug.datastructures import MultiDict
 from bot import logs
 from bot.answers import Answer
 from bot.audio import AUDIO_ROUTE_PREFIX
+from bot.context import this_request
 from bot.guardrails import clean_input
 from bot.knowledge import detect_language
 from bot.limits import MAX_BODY_BYTES
 from bot.metrics import Refusal
 from bot.signature import is_valid_signature, public_base, public_url
-from bot.state import BotState, get_state, this_request
+from bot.state import BotState, get_state
 from bot.store import StoreDown
 
 FORM_TYPE = "application/x-www-form-urlencoded"

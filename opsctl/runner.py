@@ -296,19 +296,19 @@ class Runner:
         runs (`shared`) runs once; each run gets its result and its reports.
         """
         self._on_event(gate_id, check_id, None)
+        # Its own reports dict, merged after: checks run at once, and each result names the
+        # reports that check wrote, not those another one wrote meanwhile (and a shared check's
+        # go to every run, not only one).
+        own = replace(ctx, reports={})
         if self._shared is None or check_id not in self._shared.check_ids:
-            # Its own reports dict, merged after: checks run at once, and each result names the
-            # reports that check wrote, not those another one wrote meanwhile.
-            own = replace(ctx, reports={})
             result = await self._checked(gate_id, check_id, own, deadline)
             ctx.reports.update(own.reports)
         else:
             self._asked[(gate_id, check_id)] += 1
             key = (gate_id, check_id, self._asked[(gate_id, check_id)])
-            alone = replace(ctx, reports={})  # what it writes goes to every run, not only one
 
             async def run() -> SharedRun:
-                return await self._checked(gate_id, check_id, alone, deadline), alone.reports
+                return await self._checked(gate_id, check_id, own, deadline), own.reports
 
             result, reports = await self._shared.once(key, run)
             redactor = redactor_for(ctx)  # this run's secrets too, not only the first run's
