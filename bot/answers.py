@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.guardrails import clean_input, fit_reply
 from bot.knowledge import KnowledgeBase, detect_language, words_of
-from bot.llm import GeminiClient
 from bot.metrics import Metrics
+
+if TYPE_CHECKING:  # httpx is imported only by a bot whose LLM is on
+    from bot.llm import GeminiClient
 
 
 @dataclass(frozen=True)

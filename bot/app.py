@@ -8,13 +8,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
 from flask import Flask
 
 from bot import audio, logs, metrics, status, webhook
 from bot.answers import Answerer
 from bot.knowledge import DEFAULT_PATH, load_knowledge
-from bot.llm import GEMINI_URL, GeminiClient
 from bot.metrics import Metrics
 from bot.settings import load_settings
 from bot.state import BotState
@@ -85,6 +83,12 @@ def _warmup_steps(app: Flask, state: BotState) -> list[WarmupStep]:
         return f"{len(state.knowledge.audio_files)} MP3 files present"
 
     def http_client() -> str:
+        if not settings.llm_enabled:
+            # Only the LLM calls out; its TLS context (certifi's bundle, ~50 ms of CPU and a
+            # few MB per process) is not worth building for a bot that answers from its cache.
+            return "not needed: the LLM is off"
+        import httpx  # here: only a bot whose LLM is on pays for the HTTP stack
+
         state.http = httpx.Client(
             transport=app.config.get("HTTP_TRANSPORT"),
             timeout=settings.llm_timeout,
@@ -93,10 +97,12 @@ def _warmup_steps(app: Flask, state: BotState) -> list[WarmupStep]:
         return "built"
 
     def answerer() -> str:
-        if state.knowledge is None or state.http is None:
+        if state.knowledge is None or (settings.llm_enabled and state.http is None):
             raise StepFailed("needs the knowledge base and the HTTP client")
         llm = None
-        if settings.llm_enabled:
+        if settings.llm_enabled and state.http is not None:
+            from bot.llm import GEMINI_URL, GeminiClient
+
             llm = GeminiClient(
                 state.http,
                 settings.gemini_api_key,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import httpx
 from flask import current_app
 
 from bot.answers import Answerer
@@ -14,6 +14,9 @@ from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.store import Store
 from bot.warmup import Warmup
+
+if TYPE_CHECKING:  # httpx is imported only by a bot whose LLM is on
+    import httpx
 
 
 @dataclass

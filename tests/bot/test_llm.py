@@ -74,6 +74,9 @@ def _ask(app: Flask, text: str, sid: str) -> tuple[int, str, float]:
 
 def test_cache_miss_asks_gemini(make_app: Callable[..., Flask], gemini: FakeGemini) -> None:
     app = make_app(GEMINI_ENV, GEMINI_URL=gemini.url)
+    checks = app.test_client().get("/status/warmup").json["checks"]
+    assert checks["http_client"]["detail"] == "built"
+    assert checks["answerer"]["detail"] == "live LLM on cache misses"
     status, body, _ = _ask(app, "¿Qué necesito para renovar el NIE?", "SMllm1")
     assert status == 200
     assert "<Body>Respuesta del modelo.</Body>" in body

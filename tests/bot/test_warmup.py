@@ -124,6 +124,8 @@ def test_warmup_report_lists_every_check(make_app: Callable[..., Flask]) -> None
         "configuration",
     }
     assert report["checks"]["knowledge_base"]["detail"] == "8 entries"
+    # With the LLM off nothing calls out: no HTTP client, no TLS context, httpx not imported.
+    assert report["checks"]["http_client"]["detail"] == "not needed: the LLM is off"
     assert report["warnings"] == []
     assert report["duration_sec"] >= 0
 
