@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 from bot import create_app
 from bot.signature import sign
 from opsctl.devserver import DevServer
+from tests.loopback import TLS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Data from outside the project (the full PyPA advisory database): only the
@@ -211,7 +212,7 @@ def wait_ready(health_status: Callable[[], str], budget: float = 15.0) -> None:
 
 def http_health_status(url: str) -> Callable[[], str]:
     """The /health status of a bot served over HTTP."""
-    return lambda: str(httpx.get(url + "/health", timeout=5).json()["status"])
+    return lambda: str(httpx.get(url + "/health", timeout=5, verify=TLS).json()["status"])
 
 
 @pytest.fixture

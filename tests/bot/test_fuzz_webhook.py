@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from bot import create_app
 from tests.conftest import BASE_ENV, PUBLIC, signed_headers, whatsapp_form
+from tests.loopback import TLS
 
 ALLOWED = {200, 400, 403, 413}
 TWILIO_KEYS = [
@@ -116,7 +117,9 @@ def test_webhook_never_answers_5xx_in_process(
 def http() -> Iterator[httpx.Client]:
     # A new connection per request: a body over 64 KiB (or chunked) ends its connection after
     # the answer, with `Connection: close` (bot/serving.py pre_request), as it should.
-    with httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+    with httpx.Client(
+        timeout=10, limits=httpx.Limits(max_keepalive_connections=0), verify=TLS
+    ) as client:
         yield client
 
 

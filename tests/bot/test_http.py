@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.audio import looks_like_mp3
 from opsctl.devserver import DevServer
 from tests.conftest import BASE_ENV, PUBLIC, TOKEN, signed_headers, whatsapp_form
+from tests.loopback import TLS
 
 FORM_TYPE = {"Content-Type": "application/x-www-form-urlencoded"}
 AUDIO_FILES = [
@@ -29,7 +30,7 @@ AUDIO_FILES = [
 
 def metric(url: str, name: str, **labels: str) -> float:
     """One sample's value from /metrics (0 when absent)."""
-    text = httpx.get(url + "/metrics").text
+    text = httpx.get(url + "/metrics", verify=TLS).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
@@ -40,7 +41,7 @@ def metric(url: str, name: str, **labels: str) -> float:
 def post_form(
     url: str, form: dict[str, str], headers: dict[str, str] | None = None
 ) -> httpx.Response:
-    return httpx.post(url + "/webhook", data=form, headers=headers or {}, timeout=10)
+    return httpx.post(url + "/webhook", data=form, headers=headers or {}, timeout=10, verify=TLS)
 
 
 def twiml(response: httpx.Response) -> tuple[str, list[str]]:
@@ -56,7 +57,7 @@ def twiml(response: httpx.Response) -> tuple[str, list[str]]:
 
 def test_health_reports_components_and_no_secret(start_bot: Callable[..., DevServer]) -> None:
     server = start_bot({"RENDER_GIT_COMMIT": "abc1234", "GEMINI_API_KEY": "gem-secret-key"})
-    response = httpx.get(server.url + "/health")
+    response = httpx.get(server.url + "/health", verify=TLS)
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
@@ -79,11 +80,11 @@ def test_health_reports_components_and_no_secret(start_bot: Callable[..., DevSer
 
 
 def test_health_version_defaults_to_unknown(bot_url: str) -> None:
-    assert httpx.get(bot_url + "/health").json()["version"] == "unknown"
+    assert httpx.get(bot_url + "/health", verify=TLS).json()["version"] == "unknown"
 
 
 def test_warmup_status(bot_url: str) -> None:
-    response = httpx.get(bot_url + "/status/warmup")
+    response = httpx.get(bot_url + "/status/warmup", verify=TLS)
     assert response.status_code == 200
     report = response.json()
     assert report["ready"] is True and report["errors"] == [] and report["warnings"] == []
@@ -180,7 +181,10 @@ def test_oversized_chunked_body_gets_413(bot_url: str) -> None:
 
     form = whatsapp_form("x")
     response = httpx.post(
-        bot_url + "/webhook", content=chunks(), headers={**FORM_TYPE, **signed_headers(form)}
+        bot_url + "/webhook",
+        content=chunks(),
+        headers={**FORM_TYPE, **signed_headers(form)},
+        verify=TLS,
     )
     assert response.status_code == 413
 
@@ -198,6 +202,7 @@ def test_malformed_requests_get_400(bot_url: str, content: bytes, content_type: 
         bot_url + "/webhook",
         content=content,
         headers={"Content-Type": content_type, "X-Twilio-Signature": "c2lnbmF0dXJl"},
+        verify=TLS,
     )
     assert response.status_code in (400, 403)
     if content_type == "application/json":
@@ -212,7 +217,7 @@ def test_signed_form_without_message_sid_gets_400(bot_url: str) -> None:
 def test_no_token_fails_closed(start_bot: Callable[..., DevServer]) -> None:
     server = start_bot({"TWILIO_AUTH_TOKEN": ""})
     # What Render's health check sees: not 'ok' while every message is refused.
-    health = httpx.get(server.url + "/health")
+    health = httpx.get(server.url + "/health", verify=TLS)
     assert (health.status_code, health.json()["status"]) == (503, "degraded")
     assert "TWILIO_AUTH_TOKEN" in health.json()["reason"]
     form = whatsapp_form("hola")
@@ -276,8 +281,8 @@ def test_render_external_url_is_used(start_bot: Callable[..., DevServer]) -> Non
 @pytest.mark.parametrize("name", AUDIO_FILES)
 def test_audio_files_are_served_as_mp3(bot_url: str, name: str) -> None:
     url = f"{bot_url}/static/cache/{name}"
-    get = httpx.get(url)
-    head = httpx.head(url)
+    get = httpx.get(url, verify=TLS)
+    head = httpx.head(url, verify=TLS)
     assert get.status_code == head.status_code == 200
     assert get.headers["content-type"] == head.headers["content-type"] == "audio/mpeg"
     assert int(get.headers["content-length"]) == len(get.content) > 10_000
@@ -289,13 +294,21 @@ def test_audio_files_are_served_as_mp3(bot_url: str, name: str) -> None:
 
 def test_audio_range_and_conditional_requests(bot_url: str) -> None:
     url = f"{bot_url}/static/cache/imv_es.mp3"
-    whole = httpx.get(url)
-    part = httpx.get(url, headers={"Range": "bytes=0-9"})
+    whole = httpx.get(url, verify=TLS)
+    part = httpx.get(url, headers={"Range": "bytes=0-9"}, verify=TLS)
     assert part.status_code == 206
     assert part.content == whole.content[:10]
     assert part.headers["content-range"] == f"bytes 0-9/{len(whole.content)}"
-    assert httpx.get(url, headers={"If-None-Match": whole.headers["etag"]}).status_code == 304
-    assert httpx.get(url, headers={"Range": f"bytes={len(whole.content) + 5}-"}).status_code == 416
+    assert (
+        httpx.get(url, headers={"If-None-Match": whole.headers["etag"]}, verify=TLS).status_code
+        == 304
+    )
+    assert (
+        httpx.get(
+            url, headers={"Range": f"bytes={len(whole.content) + 5}-"}, verify=TLS
+        ).status_code
+        == 416
+    )
 
 
 @pytest.mark.parametrize(
@@ -324,8 +337,8 @@ def test_paths_outside_the_audio_folder_are_404(bot_url: str, path: str) -> None
 
 
 def test_metrics_are_prometheus_text(bot_url: str) -> None:
-    httpx.get(bot_url + "/health")
-    response = httpx.get(bot_url + "/metrics")
+    httpx.get(bot_url + "/health", verify=TLS)
+    response = httpx.get(bot_url + "/metrics", verify=TLS)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     families = {f.name for f in text_string_to_metric_families(response.text)}

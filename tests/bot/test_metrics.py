@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.metrics import LABELS, Metrics, _labels, status_label
 from opsctl.devserver import DevServer
+from tests.loopback import TLS
 
 HISTOGRAM_LABELS = frozenset({"le"})
 """prometheus-client's own: a histogram's buckets, fixed when the metric is built."""
@@ -100,7 +101,7 @@ def test_made_up_requests_stay_in_their_bounds_in_process(make_app: Callable[...
 
 
 def scrape(url: str) -> str:
-    return httpx.get(url + "/metrics", timeout=10).text
+    return httpx.get(url + "/metrics", timeout=10, verify=TLS).text
 
 
 def attack(url: str, rng: random.Random, count: int) -> None:

@@ -36,6 +36,7 @@ from tests.checks.test_runbook_values import (
     web_service,
 )
 from tests.conftest import BASE_ENV, PUBLIC, REPO_ROOT, message_sid, signed_headers, whatsapp_form
+from tests.loopback import TLS
 
 WEBHOOK_OK = ("clara_http_requests_total", {"route": "/webhook", "method": "POST", "status": "200"})
 TWO_WORKERS = "--workers 2"
@@ -44,7 +45,7 @@ TWO_WORKERS = "--workers 2"
 def samples(url: str, name: str) -> list[tuple[dict[str, str], float]]:
     """(labels, value) of every sample called `name` in one fresh fetch of /metrics."""
     # A new connection each time: gunicorn hands it to either worker.
-    text = httpx.get(url + "/metrics", headers={"Connection": "close"}, timeout=10).text
+    text = httpx.get(url + "/metrics", headers={"Connection": "close"}, timeout=10, verify=TLS).text
     return [
         (sample.labels, float(sample.value))
         for family in text_string_to_metric_families(text)
@@ -94,7 +95,7 @@ def post_messages(url: str, labels: list[str]) -> None:
     def post(label: str) -> None:
         form = whatsapp_form(f"hola {label}", sid=message_sid(label))
         headers = {**signed_headers(form), "Connection": "close"}
-        response = httpx.post(url + "/webhook", data=form, headers=headers, timeout=15)
+        response = httpx.post(url + "/webhook", data=form, headers=headers, timeout=15, verify=TLS)
         assert response.status_code == 200, response.text
 
     with ThreadPoolExecutor(8) as pool:
@@ -238,7 +239,7 @@ def test_opsctl_judges_the_sum_of_the_workers_memory(
     env = load_config(REPO_ROOT / "opsctl.toml", CHECKS).environments["local"]
 
     async def check() -> float:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(verify=TLS) as client:
             ctx = CheckContext("local", server.url, PUBLIC, env.expect, client, {})
             result = await MetricsCheck().run(ctx)
         assert result.status is Status.PASS, result.reason

@@ -19,6 +19,7 @@ from bot.signature import sign
 from checks.webhook import ACCOUNT_REFUSED
 from opsctl.devserver import DevServer
 from tests.conftest import BASE_ENV, PUBLIC, TOKEN, whatsapp_form
+from tests.loopback import TLS
 
 URL = PUBLIC + "/webhook"
 SHAPED = ("MessageSid", "AccountSid", "From", "To")
@@ -218,8 +219,12 @@ def test_the_issues_recut_is_refused_under_gunicorn(start_bot: Callable[..., Dev
     ]
     assert sign(TOKEN, URL, dict(recut)) == signature
     headers = {"X-Twilio-Signature": signature}
-    genuine = httpx.post(server.url + "/webhook", data=GENUINE, headers=headers, timeout=10)
-    again = httpx.post(server.url + "/webhook", data=dict(recut), headers=headers, timeout=10)
+    genuine = httpx.post(
+        server.url + "/webhook", data=GENUINE, headers=headers, timeout=10, verify=TLS
+    )
+    again = httpx.post(
+        server.url + "/webhook", data=dict(recut), headers=headers, timeout=10, verify=TLS
+    )
     assert (genuine.status_code, again.status_code) == (200, 400)
     server.stop()
     assert not any("NumMedia0" in line for line in server.lines)

@@ -17,6 +17,7 @@ import pytest
 from bot.serving import BODY_DEADLINE_SEC
 from bot.webhook import MAX_BODY_BYTES
 from tests.conftest import REPO_ROOT, signed_headers, whatsapp_form
+from tests.loopback import TLS
 
 ATTACKERS = 64
 ANSWER_WITHIN_SEC = 2.0
@@ -100,7 +101,9 @@ def timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
 
 def signed_webhook(url: str) -> httpx.Response:
     form = whatsapp_form("¿Cómo pido el ingreso mínimo vital?", sid="SM" + secrets.token_hex(16))
-    return httpx.post(url + "/webhook", data=form, headers=signed_headers(form), timeout=10)
+    return httpx.post(
+        url + "/webhook", data=form, headers=signed_headers(form), timeout=10, verify=TLS
+    )
 
 
 @pytest.mark.parametrize("kind", ["slowloris", "slow body", "idle"])
@@ -109,7 +112,7 @@ def test_health_and_webhook_answer_while_64_slow_clients_hold_connections(
 ) -> None:
     with attackers(bot_url, kind, ATTACKERS) as socks:
         time.sleep(0.5)  # let the server take them all in
-        health, health_sec = timed(lambda: httpx.get(bot_url + "/health", timeout=10))
+        health, health_sec = timed(lambda: httpx.get(bot_url + "/health", timeout=10, verify=TLS))
         webhook, webhook_sec = timed(lambda: signed_webhook(bot_url))
         held = sum(still_waiting(sock) for sock in socks)
     assert health.status_code == 200 and health_sec < ANSWER_WITHIN_SEC, health_sec
@@ -220,7 +223,7 @@ def test_413_says_close_and_ends_the_connection_cleanly(
         assert sock.recv(65536) == b""
         assert time.monotonic() - started < 1.5
     # A fresh connection is served as usual.
-    assert httpx.get(bot_url + "/health", timeout=5).status_code == 200
+    assert httpx.get(bot_url + "/health", timeout=5, verify=TLS).status_code == 200
 
 
 def test_oversize_chunked_body_gets_413_and_close(bot_url: str) -> None:

@@ -13,6 +13,7 @@ from opsctl.devserver import DevServer
 from tests.bot.test_http import metric, post_form, twiml
 from tests.bot.test_store import fresh_minute
 from tests.conftest import RedisServer, message_sid, signed_headers, whatsapp_form
+from tests.loopback import TLS
 
 SPANISH = "¿Cómo pido el ingreso mínimo vital?"
 
@@ -76,7 +77,7 @@ def test_redis_killed_leaves_the_bot_answering_and_health_degraded(
     start_bot: Callable[..., DevServer], redis_server: RedisServer
 ) -> None:
     server = start_bot({"REDIS_URL": redis_server.url})
-    assert httpx.get(server.url + "/health").json()["status"] == "ok"
+    assert httpx.get(server.url + "/health", verify=TLS).json()["status"] == "ok"
     assert send(server.url, "before-kill").status_code == 200
     redis_server.stop()
     started = time.monotonic()
@@ -84,7 +85,7 @@ def test_redis_killed_leaves_the_bot_answering_and_health_degraded(
     assert response.status_code == 200
     assert twiml(response)[0].startswith("Ingreso Mínimo Vital (IMV)")
     assert time.monotonic() - started < 3
-    health = httpx.get(server.url + "/health")
+    health = httpx.get(server.url + "/health", verify=TLS)
     assert health.status_code == 200
     assert health.json()["status"] == "degraded"
     assert "Redis (REDIS_URL) unavailable" in health.json()["reason"]

@@ -46,6 +46,7 @@ from tests.checks.test_verify_notion import closed_port
 from tests.conftest import PUBLIC, REPO_ROOT, config_copy
 from tests.fakes.bot_target import TargetSettings, serve_target
 from tests.fakes.notion_api import FakeNotion
+from tests.loopback import TLS
 from tests.opsctl.test_notion import connect, data_source, initialised, make_run, write_bundle
 
 Plant = Callable[["World"], CheckResult]
@@ -123,7 +124,7 @@ def against(
     token = {env.token_env: TargetSettings().token} if secrets is None else secrets
 
     async def go() -> CheckResult:
-        async with httpx.AsyncClient(timeout=env.timeout_s) as client:
+        async with httpx.AsyncClient(timeout=env.timeout_s, verify=TLS) as client:
             ctx = CheckContext(
                 env.name,
                 env.base_url,
@@ -500,7 +501,7 @@ def look_at_notion(settings: NotionSettings | None) -> CheckResult:
     """The notion check through the runner with these settings (None: no [notion] ids)."""
 
     async def go() -> CheckResult:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(verify=TLS) as client:
             ctx = CheckContext(
                 "render", "", "", this_repository("render").expect, client, {}, notion=settings
             )

@@ -22,6 +22,7 @@ from opsctl.config import load_config
 from opsctl.keepalive import FREE_TIER_SLEEP_S, KeepAlive, PingLog, Target
 from opsctl.runner import Runner
 from tests.conftest import REPO_ROOT
+from tests.loopback import TLS
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 DAY = timedelta(hours=24)
@@ -88,7 +89,7 @@ def iso(at: datetime) -> str:
 
 def check(folder: Path, interval: timedelta = EVERY, now: datetime = NOW) -> CheckResult:
     async def go() -> CheckResult:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(verify=TLS) as client:
             ctx = CheckContext(
                 "render",
                 "",

@@ -34,6 +34,7 @@ from checks.testsuite import INSIDE_TEST_RUN, TestSuiteCheck
 from opsctl.result_cache import FileResultCache, cache_for
 from opsctl.runner import Runner
 from tests.conftest import OSV_SNAPSHOT, REPO_ROOT, SHARED_DIR, write_advisories
+from tests.loopback import TLS
 
 PLANTED_TOKEN = "0123456789abcdef0123456789abcdef"  # pragma: allowlist secret
 FULL_ADVISORIES = SHARED_DIR / "advisories"
@@ -112,7 +113,7 @@ def run(
     reports: dict[str, str] = {}
 
     async def go() -> CheckResult:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(verify=TLS) as client:
             ctx = CheckContext(
                 "repo", "", "", Expectations(), client, {}, repo=repo, reports=reports, cache=cache
             )

@@ -30,6 +30,7 @@ from tests.checks.test_repository import run
 from tests.checks.test_testsuite_cache import repo as one_test_repo  # noqa: F401 - a fixture
 from tests.checks.test_testsuite_cache import run_tests, runs
 from tests.conftest import REPO_ROOT
+from tests.loopback import TLS
 
 DEPLOY_FILES = ("render.yaml", "Dockerfile", ".hadolint.yaml", "gunicorn.conf.py")
 
@@ -318,7 +319,7 @@ def judge_warmup(base_url: str, expect: Expectations | None = None) -> CheckResu
     """The real WarmupCheck against base_url."""
 
     async def go() -> CheckResult:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(verify=TLS) as client:
             ctx = CheckContext("loopback", base_url, base_url, expect or Expectations(), client, {})
             return await WarmupCheck().run(ctx)
 

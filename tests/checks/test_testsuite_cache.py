@@ -17,6 +17,7 @@ from checks.testsuite import INSIDE_TEST_RUN, TestSuiteCheck, inputs_digest
 from opsctl.result_cache import CACHE_DIR_ENV, KEEP_PER_CHECK, FileResultCache
 from opsctl.runner import Runner
 from tests.conftest import REPO_ROOT
+from tests.loopback import TLS
 
 RUNS_LOG = "SUITE_RUNS_LOG"  # not an input the digest reads: the tests count their own runs
 
@@ -58,7 +59,7 @@ def run_tests(
     reports: dict[str, str] = {}
 
     async def go() -> CheckResult:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(verify=TLS) as client:
             ctx = CheckContext(
                 "repo", "", "", Expectations(), client, {}, repo=repo, reports=reports, cache=cache
             )

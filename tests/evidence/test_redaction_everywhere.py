@@ -31,6 +31,7 @@ from evidence.transcripts import EXCERPT_BYTES, Exchange, excerpt
 from opsctl.config import Gate
 from opsctl.results import RunResult
 from opsctl.runner import Runner
+from tests.loopback import TLS
 
 TOKEN = 'tw/il+io"token\\0123456789'  # pragma: allowlist secret
 CONFIGURED = "notion-secret-abcdef0123456789"  # pragma: allowlist secret
@@ -93,7 +94,7 @@ def planted_run() -> tuple[RunResult, list[CheckResult], dict[str, str]]:
             events.append(result)
 
     async def go() -> RunResult:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(verify=TLS) as client:
             ctx = CheckContext(
                 "test",
                 "http://127.0.0.1:9",

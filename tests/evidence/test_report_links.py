@@ -28,6 +28,7 @@ from opsctl.results import GateAttempt, GateResult, RunResult
 from opsctl.runner import Runner
 from tests.conftest import REPO_ROOT, config_copy
 from tests.evidence.test_html_report import CHROMIUM, FLAGS
+from tests.loopback import TLS
 
 WARN_MS, FAIL_MS = 345, 6789  # local's limits in the test's opsctl.toml: values seen nowhere else
 PLANTED_SECRET = "tok-3f9a1c7e5b2d"  # pragma: allowlist secret (made up: the writer redacts it)
@@ -200,7 +201,7 @@ def failed_bundle(failing_project: Path, tmp_path_factory: pytest.TempPathFactor
     reports: dict[str, str] = {}
 
     async def go() -> CheckResult:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(verify=TLS) as client:
             ctx = CheckContext(
                 "repo", "", "", Expectations(), client, {}, repo=repo, reports=reports
             )

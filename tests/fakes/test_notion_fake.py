@@ -17,6 +17,7 @@ from notion_client.client import RetryOptions
 from notion_client.helpers import collect_paginated_api
 
 from tests.fakes.notion_api import NOTION_VERSION, FakeNotion
+from tests.loopback import TLS
 
 # A logger of our own, with a handler that drops everything: notion-client's default one adds
 # another console handler per Client and prints a warning for every error these tests provoke.
@@ -50,6 +51,7 @@ def sdk(fake_notion: FakeNotion) -> Iterator[SDK]:
             timeout_ms=timeout_ms,
             retry=RetryOptions(max_retries=retries, initial_retry_delay_ms=1),
             logger=QUIET,
+            client=httpx.Client(verify=TLS),
         )
         clients.append(client)
         return client
@@ -688,6 +690,7 @@ def test_a_base_url_that_is_not_the_bare_origin_is_an_invalid_request_url(
         base_url=fake_notion.url + suffix,
         retry=RetryOptions(max_retries=0),
         logger=QUIET,
+        client=httpx.Client(verify=TLS),
     )
     error = api_error(client.users.me)
     client.close()
@@ -762,7 +765,7 @@ def test_a_stopped_fake_refuses_connections() -> None:
         url = fake.url
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
     with pytest.raises(httpx.ConnectError):
-        httpx.get(url + "/v1/users/me", timeout=2)
+        httpx.get(url + "/v1/users/me", timeout=2, verify=TLS)
 
 
 # --- raw HTTP: what the SDK cannot send ----------------------------------------------------------

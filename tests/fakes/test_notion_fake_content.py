@@ -7,15 +7,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from notion_client import APIResponseError, Client
 
 from tests.fakes.notion_api import FakeNotion
+from tests.loopback import TLS
 
 
 @pytest.fixture
 def notion(fake_notion: FakeNotion) -> Iterator[Client]:
-    client = Client(auth=fake_notion.token, base_url=fake_notion.url)
+    client = Client(
+        auth=fake_notion.token, base_url=fake_notion.url, client=httpx.Client(verify=TLS)
+    )
     yield client
     client.close()
 

@@ -33,6 +33,7 @@ from opsctl.keepalive import (
 from opsctl.runner import Runner
 from tests.conftest import REPO_ROOT
 from tests.fakes.bot_target import TargetSettings, serve_target
+from tests.loopback import TLS
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def test_durations_and_the_free_tier_limit() -> None:
 
 def test_pings_come_on_time(target: tuple[str, TargetSettings], tmp_path: Path) -> None:
     url, _ = target
-    with httpx.Client() as client:
+    with httpx.Client(verify=TLS) as client:
         keepalive = KeepAlive(
             [Target("t", url)], client, 0.3, PingLog(tmp_path), echo=lambda _: None
         )
@@ -101,7 +102,7 @@ def test_down_and_back(fault: str, target: tuple[str, TargetSettings], tmp_path:
         port = int(gone.rsplit(":", 1)[1])
     else:
         settings.fault = fault
-    with httpx.Client() as client:
+    with httpx.Client(verify=TLS) as client:
         keepalive = KeepAlive(
             [Target("t", url)], client, 3.0, PingLog(tmp_path), echo=lambda _: None, timeout_s=0.5
         )
@@ -262,7 +263,7 @@ def prepared_log(
 
 def judge(folder: Path) -> CheckResult:
     async def go() -> CheckResult:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(verify=TLS) as client:
             ctx = CheckContext(
                 "render",
                 "",
@@ -330,7 +331,7 @@ def test_heartbeat_reports_success_and_failure(
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url, settings = target
     try:
-        with httpx.Client() as client:
+        with httpx.Client(verify=TLS) as client:
             keepalive = KeepAlive(
                 [Target("t", url)],
                 client,
@@ -406,7 +407,7 @@ def test_warmup_status_of_a_clean_log_exits_0(tmp_path: Path) -> None:
 def test_once_with_retries_pings_a_waking_instance_again(tmp_path: Path) -> None:
     # Render's waking page for 0.3 s after the first request: the first ping fails.
     settings = TargetSettings(fault="asleep_page", asleep_s=0.3)
-    with serve_target(settings) as url, httpx.Client() as client:
+    with serve_target(settings) as url, httpx.Client(verify=TLS) as client:
         target = Target("t", url + "/health")
         keepalive = KeepAlive([target], client, 60, PingLog(tmp_path), echo=lambda _: None)
         assert keepalive.once(retries=0) is False

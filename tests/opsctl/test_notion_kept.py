@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 from notion_client import Client
 
@@ -15,6 +16,7 @@ from opsctl.cli import main
 from opsctl.notion.outbox import Outbox
 from opsctl.notion.schema import TABLES
 from tests.fakes.notion_api import FakeNotion, Recorded
+from tests.loopback import TLS
 from tests.opsctl.notion_world import GATES, World, text, world
 from tests.opsctl.test_notion_team import with_team_runs
 
@@ -235,9 +237,9 @@ def test_a_database_trashed_since_init_stops_the_sync_that_writes_to_it_as_befor
 ) -> None:
     w = synced(tmp_path, fake_notion)
     database = w.config().notion.database_id("gates")
-    Client(auth=fake_notion.token, base_url=fake_notion.url).databases.update(
-        database_id=database, in_trash=True
-    )
+    Client(
+        auth=fake_notion.token, base_url=fake_notion.url, client=httpx.Client(verify=TLS)
+    ).databases.update(database_id=database, in_trash=True)
     w.run("render", LATER, {"P2.3": Status.FAIL})
     report = w.sync()
     assert report.exit_code == 2 and report.error == (

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from notion_client import Client
 
@@ -15,6 +16,7 @@ from opsctl.cli import main
 from opsctl.config import ConfigError
 from opsctl.notion.gateway import NotionSetupError
 from tests.fakes.notion_api import FakeNotion
+from tests.loopback import TLS
 from tests.opsctl.notion_world import GATES, World, text, world
 
 DEMO = "Demo & Testing"
@@ -39,7 +41,7 @@ def team_database(fake: FakeNotion, parent: str, **retyped: str) -> str:
     }
     columns.update({name: {kind: {}} for name, kind in retyped.items()})
     columns = {name: kind for name, kind in columns.items() if kind != {"gone": {}}}
-    client = Client(auth=fake.token, base_url=fake.url)
+    client = Client(auth=fake.token, base_url=fake.url, client=httpx.Client(verify=TLS))
     made = client.databases.create(
         parent={"type": "page_id", "page_id": parent},
         title=[{"type": "text", "text": {"content": DEMO}}],
@@ -173,8 +175,8 @@ def test_the_p24_check_judges_the_configured_databases_and_never_passes_on_0_row
     # A person deletes the run's row in the team's database: the check sees it.
     fake_notion.writes()
     row = w.rows(DEMO)[name]["id"]
-    Client(auth=fake_notion.token, base_url=fake_notion.url).pages.update(
-        page_id=row, in_trash=True
-    )
+    Client(
+        auth=fake_notion.token, base_url=fake_notion.url, client=httpx.Client(verify=TLS)
+    ).pages.update(page_id=row, in_trash=True)
     gone = check(w, capsys)
     assert gone["status"] == "FAIL" and "the row of the newest run of render" in gone["reason"]

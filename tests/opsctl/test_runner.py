@@ -15,6 +15,7 @@ from opsctl.config import Gate, Retry
 from opsctl.exitcodes import ExitCode
 from opsctl.results import RunResult
 from opsctl.runner import Runner
+from tests.loopback import TLS
 
 
 class Scripted(Check):
@@ -62,7 +63,7 @@ class Crashing(Check):
 
 def run_gates(checks: dict[str, Check], gates: list[Gate], **skipped: str) -> RunResult:
     async def go() -> RunResult:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(verify=TLS) as client:
             ctx = CheckContext(
                 "test", "http://127.0.0.1:9", "http://127.0.0.1:9", Expectations(), client, {}
             )
@@ -88,7 +89,7 @@ def test_checks_of_a_gate_and_separate_gates_run_concurrently() -> None:
             "b": Rendezvous("b", b, a),
             "c": Rendezvous("c", c, a),
         }
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(verify=TLS) as client:
             ctx = CheckContext("t", "http://x", "http://x", Expectations(), client, {})
             return await Runner(checks).run([gate("G1", "a", "b"), gate("G2", "c")], ctx)
 
@@ -211,7 +212,7 @@ def test_each_result_names_the_reports_its_check_wrote_and_no_other() -> None:
             "b": Reporting("b", b, a),
             "c": Scripted("c", Status.PASS),
         }
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(verify=TLS) as client:
             ctx = CheckContext("t", "http://x", "http://x", Expectations(), client, {})
             run = await Runner(checks).run([gate("G1", "a", "b", "c")], ctx)
             return run, ctx.reports

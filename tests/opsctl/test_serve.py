@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import BASE_ENV, REPO_ROOT
+from tests.loopback import TLS
 
 OPSCTL = [sys.executable, "-m", "opsctl.cli"]
 
@@ -38,12 +39,12 @@ def test_serve_prints_the_url_and_stops_gunicorn_on_sigterm(tmp_path: Path) -> N
         match = re.search(r"Clara is serving at (http://127\.0\.0\.1:\d+)\s+\(health: ok;", line)
         url = match.group(1) if match else ""
     assert url, "no URL printed"
-    assert httpx.get(url + "/health").json()["status"] == "ok"
+    assert httpx.get(url + "/health", verify=TLS).json()["status"] == "ok"
     process.send_signal(signal.SIGTERM)
     assert process.wait(15) == 0
     # gunicorn went with it: nothing listens there any more
     try:
-        httpx.get(url + "/health", timeout=2)
+        httpx.get(url + "/health", timeout=2, verify=TLS)
         still_up = True
     except httpx.HTTPError:
         still_up = False

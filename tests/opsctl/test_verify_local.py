@@ -10,6 +10,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from tests.conftest import REPO_ROOT
+from tests.loopback import TLS
 
 OPSCTL = [sys.executable, "-m", "opsctl.cli"]
 
@@ -62,7 +63,7 @@ def test_verify_local_json_and_no_leftover_bot() -> None:
     import httpx
 
     try:
-        httpx.get(run["target"] + "/health", timeout=2)
+        httpx.get(run["target"] + "/health", timeout=2, verify=TLS)
         alive = True
     except httpx.HTTPError:
         alive = False
