@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's two commands, timed: `make run` without a reusable test result (first), `make run`
-# again with nothing changed (the tests gate reuses its pass), and `make test`; optionally the
+# again with nothing changed (the tests gate reuses its pass: the same as `make run` after
+# `make test`, which keeps the pass it ran), and `make test`; optionally the
 # same commands in another checkout (BEFORE, e.g. a `git worktree` of an older commit with its
 # own .venv) in the same hyperfine run, so the ratios come from one measurement.
 # Needs hyperfine (apt-get install hyperfine) and the venv (`make test` builds it).

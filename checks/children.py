@@ -24,12 +24,14 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import ctypes
 import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -111,6 +113,46 @@ def run(
     if check and code:
         raise subprocess.CalledProcessError(code, args, stdout, stderr)
     return subprocess.CompletedProcess(args, code, stdout, stderr)
+
+
+def run_shown(
+    args: Sequence[str], *, timeout: float, show: Callable[[str], object], keep: int, **kwargs: Any
+) -> tuple[int, str]:
+    """`run` with stdout and stderr merged, each piece passed to `show` as it arrives: the exit
+    code and the output's last `keep` characters. On timeout the group dies and the
+    TimeoutExpired carries that tail as its `output`."""
+    tail = ""
+
+    def pump(stream: Any) -> None:
+        # read1 hands over what the child has written so far (pytest's dots come without a
+        # newline); the decoder keeps a UTF-8 character split across two reads whole.
+        nonlocal tail
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        with contextlib.suppress(ValueError, OSError):  # the pipe closed under it: interrupted
+            while chunk := stream.read1(65536):
+                text = decoder.decode(chunk)
+                show(text)
+                tail = (tail + text)[-keep:]
+
+    with popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs) as process:
+        reader = threading.Thread(target=pump, args=(process.stdout,), daemon=True)
+        reader.start()
+        try:
+            code = process.wait(timeout)
+        except subprocess.TimeoutExpired as exc:
+            kill_group(process)
+            reader.join(5)
+            exc.output = tail
+            raise
+        except BaseException:
+            kill_group(process)
+            raise
+        finally:
+            kill_group(process)  # stragglers left in the group never outlive the call
+        # The pipe ends when the group is gone; a process outside it that still holds the
+        # pipe is given up on, as `run` does.
+        reader.join(5)
+    return code, tail
 
 
 def die_with_parent(sig: int = signal.SIGKILL, parent: int | None = None) -> bool:

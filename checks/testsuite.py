@@ -10,7 +10,7 @@ import platform
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -27,6 +27,7 @@ INSIDE_TEST_RUN = "OPSCTL_INSIDE_TEST_RUN"
 NO_TESTS_COLLECTED = 5
 SUITE_TIMEOUT_S = 1800.0
 COUNTED = ("tests", "failures", "errors", "skipped")  # what a JUnit file's suites count
+OUTPUT_KEPT = 5000  # characters of pytest's output kept as tests-output.txt (its summary)
 FAILED_NAMED = 20  # failing tests named in the result; the rest are counted ("and N more")
 
 
@@ -46,14 +47,23 @@ def pytest_args(repo: RepoSettings, out: Path) -> list[str]:
     ]
 
 
-def run_pytest(repo: RepoSettings, out: Path) -> tuple[int, str]:
-    """Run the repository's tests; JUnit, HTML and coverage JSON land in `out`."""
+def run_pytest(
+    repo: RepoSettings, out: Path, show: Callable[[str], object] | None = None
+) -> tuple[int, str]:
+    """Run the repository's tests; JUnit, HTML and coverage JSON land in `out`. The exit code
+    and the output's tail; `show` (`check --show-output`) sees the output as it comes."""
+    args = [sys.executable, "-m", "pytest", *pytest_args(repo, out)]
+    # Coverage's data file goes with the reports: a run leaves the tree as it found it.
+    env = {**os.environ, INSIDE_TEST_RUN: "1", "COVERAGE_FILE": str(out / ".coverage")}
     try:
+        if show is not None:
+            return children.run_shown(
+                args, cwd=repo.root, env=env, timeout=SUITE_TIMEOUT_S, show=show, keep=OUTPUT_KEPT
+            )
         done = children.run(
-            [sys.executable, "-m", "pytest", *pytest_args(repo, out)],
+            args,
             cwd=repo.root,
-            # Coverage's data file goes with the reports: a run leaves the tree as it found it.
-            env={**os.environ, INSIDE_TEST_RUN: "1", "COVERAGE_FILE": str(out / ".coverage")},
+            env=env,
             capture_output=True,
             text=True,
             check=False,
@@ -64,7 +74,7 @@ def run_pytest(repo: RepoSettings, out: Path) -> tuple[int, str]:
             f"the test suite did not finish within {SUITE_TIMEOUT_S:g}s (stopped)",
             "find the test that hangs: pytest --timeout, or the tests-output.txt of a run",
         ) from None
-    return done.returncode, done.stdout[-3000:] + done.stderr[-2000:]
+    return done.returncode, done.stdout[-3000:] + done.stderr[-(OUTPUT_KEPT - 3000) :]
 
 
 def junit_counts(path: Path) -> dict[str, int]:
@@ -185,11 +195,11 @@ class SuiteRun:
             return None
 
 
-def run_suite(repo: RepoSettings) -> SuiteRun:
+def run_suite(repo: RepoSettings, show: Callable[[str], object] | None = None) -> SuiteRun:
     """pytest now, in a scratch folder; its reports are read back before the folder goes."""
     with tempfile.TemporaryDirectory(prefix="opsctl-tests-") as tmp:
         out = Path(tmp)
-        code, tail = run_pytest(repo, out)
+        code, tail = run_pytest(repo, out, show)
         reports = {"tests-output.txt": tail}
         for name, report in (
             ("tests-junit.xml", "junit.xml"),
@@ -230,7 +240,7 @@ class TestSuiteCheck(Check):
         inputs = inputs_digest(repo, cache.location if cache is not None else None)
         entry = cache.get(self.id, inputs) if cache is not None else None
         reused = SuiteRun.from_entry(entry) if entry is not None else None
-        suite = reused or run_suite(repo)
+        suite = reused or run_suite(repo, ctx.show_output)
         result = self._judge(repo, suite, inputs)
         # Like Go's test cache, only a pass is reused: a failure may be a flake, so it runs again.
         if cache is not None and reused is None and result.status is Status.PASS:
@@ -267,8 +277,13 @@ class TestSuiteCheck(Check):
             )
         ran = f"{counts['tests']} tests, {counts['failures']} failed, {counts['errors']} errors"
         if code == 1 or counts["failures"] or counts["errors"]:
+            # `check` leaves no bundle: the hint names a test to run, not only the report.
+            first = f"run the first alone: pytest {failed[0]['test']}; " if failed else ""
             return self.result(
-                Status.FAIL, ran, "see tests-report.html in the evidence", details=details
+                Status.FAIL,
+                ran,
+                f"{first}every failure is in tests-report.html (a verify's evidence)",
+                details=details,
             )
         # Judged on every result, a reused one included: today's tests_min, like coverage_min.
         executed = counts["tests"] - counts["skipped"]

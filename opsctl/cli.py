@@ -334,6 +334,7 @@ def _request(ctx: click.Context, options: dict[str, Any]) -> VerifyRequest:
                 "opsctl check secrets                # a repository check: no bot needed",
                 "opsctl check deps --advisories ../shared/advisories",
                 "opsctl check tests --fresh --json",
+                "opsctl check tests --fresh --show-output   # what `make test` runs",
             ),
             _exit_codes(),
         ]
@@ -355,6 +356,11 @@ def _request(ctx: click.Context, options: dict[str, Any]) -> VerifyRequest:
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON (opsctl.verify/v1).")
 @advisories_option
 @fresh_option
+@click.option(
+    "--show-output",
+    is_flag=True,
+    help="Show the output of the tool the check runs (pytest's, for tests) on stderr as it comes.",
+)
 @progress_option
 @color_option
 @debug_option

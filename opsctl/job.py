@@ -46,6 +46,8 @@ class VerifyRequest:
     to_notion: bool = False
     advisories: Path | None = None
     fresh: bool = False
+    show_output: bool = False
+    """`check --show-output`: the output of the tool the check runs, on stderr as it comes."""
     progress: str = "auto"
     """auto, live, plain or none: how checks are shown while they run."""
     color: str = "auto"
@@ -290,6 +292,7 @@ def _run(
                         cache,
                         environ,
                         shared,
+                        _show_on_stderr if request.show_output else None,
                     )
                     for env, target, capture, progress in zip(
                         envs, targets, captures, progresses, strict=True
@@ -312,6 +315,14 @@ def _run(
             run = dataclasses.replace(run, scope=scope)
             done.append((run, evidence(run, capture, target, "completed")))
         return done
+
+
+def _show_on_stderr(text: str) -> None:
+    """A tool's output as it comes, on stderr (stdout stays the verdict's, `--json` pure). Looked
+    up at each write: a live progress display swaps sys.stderr for its own, and prints the
+    text above itself."""
+    sys.stderr.write(text)
+    sys.stderr.flush()
 
 
 async def _interruptible(run: Coroutine[Any, Any, T]) -> T:

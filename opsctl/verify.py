@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -224,11 +224,12 @@ async def run_gates(
     cache: ResultCache | None = None,
     environ: Mapping[str, str] | None = None,
     shared: SharedChecks | None = None,
+    show_output: Callable[[str], object] | None = None,
 ) -> RunResult:
     """Run the gates against the target with one pooled HTTP client (none when only
     repository checks run); `environ` (os.environ over .env) names the secrets the runner
     redacts; `shared`: the checks this run shares with other environments' runs in the same
-    event loop."""
+    event loop; `show_output`: where checks show their tools' output as it comes."""
     capture = capture or Capture()
 
     def both(gate_id: str, check_id: str, result: CheckResult | None) -> None:
@@ -260,6 +261,7 @@ async def run_gates(
             ),
             notion=notion,
             cache=cache,
+            show_output=show_output,
         )
         runner = Runner(
             CHECKS, on_event=both, debug=debug, signoffs=capture.signoffs, shared=shared

@@ -191,8 +191,8 @@ def test_the_cache_keeps_a_few_entries_per_check(tmp_path: Path) -> None:
         cache.get("tests", "../../etc/passwd")
 
 
-def test_cli_reuses_and_fresh_runs_again(repo: Path, tmp_path: Path) -> None:
-    """`opsctl check tests` twice, then with --fresh: the option reaches the check."""
+def repo_config(tmp_path: Path, repo: Path) -> Path:
+    """An opsctl.toml whose one gate runs the one-test project's suite."""
     config = tmp_path / "opsctl.toml"
     config.write_text(
         '[environments.repo]\nbase_url = "http://127.0.0.1:9"\n\n'
@@ -200,21 +200,34 @@ def test_cli_reuses_and_fresh_runs_again(repo: Path, tmp_path: Path) -> None:
         "tests_min = 1\n"
         '\n[gates.QA]\ntitle = "QA"\nchecks = ["tests"]\n'
     )
+    return config
+
+
+def check_tests(
+    config: Path, *args: str, cache_dir: Path | None = None
+) -> tuple[dict[str, object], str]:
+    """`opsctl check tests --json ARGS` as a user runs it: the check's JSON and stderr."""
+    command = ["check", "tests", "--env", "repo", "--config", str(config), "--json", *args]
+    env = {k: v for k, v in os.environ.items() if k != CACHE_DIR_ENV}
+    done = subprocess.run(
+        [sys.executable, "-m", "opsctl.cli", *command],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, CACHE_DIR_ENV: str(cache_dir)} if cache_dir else env,
+    )
+    assert done.returncode == 0, done.stderr
+    check: dict[str, object] = json.loads(done.stdout)["gates"][0]["checks"][0]
+    return check, done.stderr
+
+
+def test_cli_reuses_and_fresh_runs_again(repo: Path, tmp_path: Path) -> None:
+    """`opsctl check tests` twice, then with --fresh: the option reaches the check."""
+    config = repo_config(tmp_path, repo)
 
     def opsctl(*args: str, cache_dir: Path | None = None) -> dict[str, object]:
-        command = ["check", "tests", "--env", "repo", "--config", str(config), "--json", *args]
-        env = {k: v for k, v in os.environ.items() if k != CACHE_DIR_ENV}
-        done = subprocess.run(
-            [sys.executable, "-m", "opsctl.cli", *command],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**env, CACHE_DIR_ENV: str(cache_dir)} if cache_dir else env,
-        )
-        assert done.returncode == 0, done.stderr
-        check: dict[str, object] = json.loads(done.stdout)["gates"][0]["checks"][0]
-        return check
+        return check_tests(config, *args, cache_dir=cache_dir)[0]
 
     assert "reused" not in str(opsctl()["reason"])
     assert "reused from the run of" in str(opsctl()["reason"])
@@ -226,3 +239,19 @@ def test_cli_reuses_and_fresh_runs_again(repo: Path, tmp_path: Path) -> None:
     assert "reused" not in str(opsctl(cache_dir=elsewhere)["reason"])
     assert "reused from the run of" in str(opsctl(cache_dir=elsewhere)["reason"])
     assert (elsewhere / "tests").is_dir() and runs(tmp_path) == 3
+
+
+def test_make_test_shows_pytest_as_it_runs_and_make_run_reuses_its_pass(
+    repo: Path, tmp_path: Path
+) -> None:
+    """`make test` is `check tests --fresh --show-output`: pytest's own output on stderr, the
+    JSON on stdout untouched, and its pass is the one the tests gate of `make run` reuses."""
+    config = repo_config(tmp_path, repo)
+    shown, shown_stderr = check_tests(config, "--fresh", "--show-output")
+    assert shown["status"] == "PASS" and "reused" not in str(shown["reason"])
+    assert "1 passed in " in shown_stderr  # pytest's own summary line
+    quiet, quiet_stderr = check_tests(config)
+    assert "reused from the run of" in str(quiet["reason"]) and runs(tmp_path) == 1
+    assert "passed" not in quiet_stderr  # nothing ran, and without the flag nothing is shown
+    _, fresh_stderr = check_tests(config, "--fresh")
+    assert runs(tmp_path) == 2 and "passed" not in fresh_stderr, "the output is only kept"

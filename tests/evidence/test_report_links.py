@@ -240,6 +240,8 @@ def test_the_report_names_the_failed_tests_runnable_as_named(
     assert f"{FAILING + 1} failed tests:" in page.visible
     assert f"and {FAILING + 1 - FAILED_NAMED} more" in page.visible
     assert "reports/tests-report.html" in page.hrefs, "the hint's report, linked"
+    (check,) = json.loads((failed_bundle / "run.json").read_text())["gates"][0]["checks"]
+    assert check["hint"].startswith(f"run the first alone: pytest {ids[0]}; "), check["hint"]
     summary = (failed_bundle / "summary.md").read_text()
     assert f"- `{ids[1]}`: AssertionError: add(0, 2) is wrong\n" in summary
     assert f"- and {FAILING + 1 - FAILED_NAMED} more\n" in summary

@@ -147,6 +147,49 @@ def test_run_leaves_nothing_of_its_group_behind(mark: str) -> None:
     assert wait_until_none_marked(mark, 5) == []
 
 
+def test_run_shown_passes_the_output_on_as_it_comes_and_keeps_its_tail() -> None:
+    # Each piece must reach `show` before the child writes the next: the child waits for a
+    # line on its stdin that the test sends only once `show` has seen the piece before it.
+    script = (
+        "import sys\n"
+        "for piece in ('un ', 'dos ', 'tres ñ'):\n"  # no newlines: pytest's dots have none
+        "    sys.stdout.write(piece); sys.stdout.flush()\n"
+        "    sys.stdin.readline()\n"
+        "sys.stderr.write('fin'); sys.exit(4)\n"
+    )
+    seen: list[str] = []
+    reply_r, reply_w = os.pipe()
+    replies = os.fdopen(reply_w, "w", buffering=1)
+
+    def show(text: str) -> None:
+        seen.append(text)
+        replies.write("next\n")
+
+    try:
+        code, tail = children.run_shown(
+            [sys.executable, "-c", script], stdin=reply_r, timeout=30, show=show, keep=8
+        )
+    finally:
+        os.close(reply_r)
+        replies.close()
+    assert code == 4
+    assert "".join(seen) == "un dos tres ñfin"  # stderr too, in order; UTF-8 kept whole
+    assert seen[:2] == ["un ", "dos "], "each piece was shown when it was written"
+    assert tail == "res ñfin"  # the last `keep` characters
+
+
+def test_run_shown_kills_the_whole_group_on_timeout_and_keeps_the_tail(mark: str) -> None:
+    shown: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired) as expired:
+        children.run_shown(
+            SHELL_WITH_GRANDCHILD, env=marked_env(mark), timeout=1, show=shown.append, keep=100
+        )
+    assert time.monotonic() - started < 10
+    assert expired.value.output == "started\n" and shown == ["started\n"]
+    assert wait_until_none_marked(mark, 5) == []
+
+
 # --- a SIGKILLed parent ---------------------------------------------------------------------
 
 POPEN_PARENT = """
