@@ -103,11 +103,10 @@ def run(
             with contextlib.suppress(subprocess.TimeoutExpired):
                 exc.stdout, exc.stderr = process.communicate(timeout=5)
             raise
-        except BaseException:
-            kill_group(process)
-            raise
         finally:
-            kill_group(process)  # stragglers left in the group never outlive the call
+            # On any way out (an interrupt included) the whole group dies: stragglers left
+            # in it never outlive the call.
+            kill_group(process)
         code = process.poll()
     assert code is not None
     if check and code:
@@ -144,11 +143,8 @@ def run_shown(
             reader.join(5)
             exc.output = tail
             raise
-        except BaseException:
-            kill_group(process)
-            raise
         finally:
-            kill_group(process)  # stragglers left in the group never outlive the call
+            kill_group(process)  # as in `run`
         # The pipe ends when the group is gone; a process outside it that still holds the
         # pipe is given up on, as `run` does.
         reader.join(5)
