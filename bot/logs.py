@@ -19,6 +19,8 @@ LOGGER_NAME = "clara"
 # E.164 numbers and WhatsApp ids: 7 to 15 digits, optionally after '+'.
 # Whole tokens only, so hex ids and timestamps are left alone.
 _PHONE = re.compile(r"(?<![\w+])\+?\d{7,15}(?![\w])")
+# Each ASCII digit as "0": seven digits in a row become b"0000000".
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Every character a reader may take for the end of a line or a terminal command: the C0 and C1
 # controls (Unicode's Cc: \n, \r, \x1b, NEL) and the line and paragraph separators, which
@@ -43,6 +45,13 @@ def escape_controls(text: str) -> str:
 
 def mask_phone_numbers(text: str) -> str:
     """'+34612345678' becomes '+34*******678': enough to tell users apart, not to call them."""
+
+    # A number needs seven digits in a row, and the usual line has none. In ASCII text, where
+    # \d is [0-9], a scan of the bytes in C says so in about 1 us; the pattern itself takes 13
+    # on a request's log line (issue 17: a third of the line's cost). Other text (\d also
+    # matches other scripts' digits) always goes through the pattern.
+    if text.isascii() and b"0000000" not in text.encode("ascii").translate(_DIGITS_AS_ZERO):
+        return text
 
     def mask(match: re.Match[str]) -> str:
         number = match.group(0)

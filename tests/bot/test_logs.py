@@ -5,11 +5,15 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import re
 from collections.abc import Callable
 from urllib.parse import quote, urlsplit
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
+from bot import logs
 from bot.logs import configure_logging, mask_phone_numbers
 from opsctl.devserver import DevServer
 
@@ -28,6 +32,34 @@ SECRET = "tok-0123456789abcdef"  # pragma: allowlist secret
 )
 def test_mask_phone_numbers(text: str, masked: str) -> None:
     assert mask_phone_numbers(text) == masked
+
+
+def _masked_by_the_pattern_alone(text: str) -> str:
+    """The definition: every match of the pattern masked, no fast path."""
+
+    def mask(match: re.Match[str]) -> str:
+        number = match.group(0)
+        head = 3 if number.startswith("+") else 2
+        return number[:head] + "*" * (len(number) - head - 3) + number[-3:]
+
+    return logs._PHONE.sub(mask, text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(
+        # Digits (ASCII and other scripts'), '+', word characters and separators, mostly.
+        alphabet=st.sampled_from("0123456789+ ab_-:.\u0663\uff11\u00e9"),
+        max_size=40,
+    )
+)
+@example("+34612345678")
+@example("tel \u0663\u0664\u0666\u0661\u0662\u0663\u0664\u0665")  # Arabic-Indic digits
+@example("x1234567")
+@example("123456")
+@example("1234567")
+def test_the_fast_path_masks_exactly_what_the_pattern_masks(text: str) -> None:
+    assert mask_phone_numbers(text) == _masked_by_the_pattern_alone(text)
 
 
 @pytest.mark.parametrize("json_lines", [True, False])
