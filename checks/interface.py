@@ -176,7 +176,7 @@ class CheckContext:
     """None: nothing is reused or kept (`--fresh` gives a cache that only keeps)."""
     show_output: Callable[[str], object] | None = None
     """`check --show-output`: where a check shows the output of the tool it runs, as it comes
-    (pytest's, for `tests`); None: the output is kept for the evidence only."""
+    (only `tests` has one to show: pytest's); None: the output is kept for the evidence only."""
     waker: Waker = field(default_factory=lambda: _new_waker())
     """The run's one wake of the target: the runner awaits it before a check that talks to the
     bot, so a sleeping instance is slow, not red; /health reports its time as the cold start."""

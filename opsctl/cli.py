@@ -359,7 +359,7 @@ def _request(ctx: click.Context, options: dict[str, Any]) -> VerifyRequest:
 @click.option(
     "--show-output",
     is_flag=True,
-    help="Show the output of the tool the check runs (pytest's, for tests) on stderr as it comes.",
+    help="tests: show pytest's own output on stderr as it comes (the other checks ignore it).",
 )
 @progress_option
 @color_option

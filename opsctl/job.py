@@ -47,7 +47,7 @@ class VerifyRequest:
     advisories: Path | None = None
     fresh: bool = False
     show_output: bool = False
-    """`check --show-output`: the output of the tool the check runs, on stderr as it comes."""
+    """`check --show-output`: pytest's output (the tests check), on stderr as it comes."""
     progress: str = "auto"
     """auto, live, plain or none: how checks are shown while they run."""
     color: str = "auto"
