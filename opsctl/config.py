@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -232,6 +232,12 @@ class Gate:
     """Who answers for the gate (shown in Notion)."""
     criteria: tuple[Criterion, ...] = ()
     """The phase plan's criteria for the gate (shown on its Notion page)."""
+
+
+def gates_to_run(gates: Iterable[Gate], skipped: Collection[str]) -> list[Gate]:
+    """The selected gates but those `--skip` leaves out: their checks are the ones that run,
+    and what a run prepares (the bot, an HTTP client, scan workers) follows from them alone."""
+    return [gate for gate in gates if gate.id not in skipped]
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,9 @@ def _start_secret_workers_early(
     """With --fresh the secret scan reads every file: its workers start now, and import
     detect-secrets while opsctl loads the rest of itself (~0.2 s, issue 17). Without it, the
     cache usually spares the scan any worker, and the scan starts them if it needs them."""
-    if request.fresh and any("secrets" in gate.checks for gate in gates if gate.id not in skipped):
+    from opsctl.config import gates_to_run
+
+    if request.fresh and any("secrets" in gate.checks for gate in gates_to_run(gates, skipped)):
         from checks.secrets import prestart_workers
 
         prestart_workers()
@@ -108,6 +110,7 @@ def _execute(
 ) -> ExitCode:
     """execute's run, once the environments and the gates are known."""
     from evidence.signoffs import Ledger
+    from opsctl.config import gates_to_run
     from opsctl.verify import Capture, judge_environments
 
     signoffs = Ledger(config.evidence.signoffs).entries()
@@ -117,7 +120,7 @@ def _execute(
     if request.check_id is None and not request.no_evidence:
         evidence_root = request.evidence_dir or config.evidence.dir
     # The live table lists what will run: a gate left out by --skip never leaves 'waiting'.
-    shown = [g for g in gates if g.id not in skipped]
+    shown = gates_to_run(gates, skipped)
     output, console, progresses, live = _display(request, envs, shown, several)
     done = _run(
         request,
@@ -241,6 +244,7 @@ def _run(
     import asyncio
     from contextlib import ExitStack
 
+    from opsctl.config import gates_to_run
     from opsctl.result_cache import cache_for
     from opsctl.runner import SharedChecks
     from opsctl.verify import (
@@ -260,8 +264,9 @@ def _run(
     offline = resolve_advisories(request.advisories, environ)
     cache = cache_for(config.path, request.fresh, environ)
     shared = SharedChecks(REPOSITORY_CHECKS) if len(envs) > 1 else None
+    running = gates_to_run(gates, skipped)
     with ExitStack() as stack:
-        needed = needs_target(gates)
+        needed = needs_target(running)
         targets = [
             stack.enter_context(open_target(env, request.url, environ, needed)) for env in envs
         ]
@@ -274,7 +279,7 @@ def _run(
 
         async def every_run() -> list[RunResult]:
             # The evidence folder's newest runs matter to the notion check only.
-            with_runs = any("notion" in gate.checks for gate in gates)
+            with_runs = any("notion" in gate.checks for gate in running)
             notion = notion_settings(config, environ, newest_runs=with_runs)
             return await asyncio.gather(
                 *(

@@ -22,7 +22,7 @@ from checks.interface import (
 from checks.registry import CHECKS
 from evidence.signoffs import Ledger, Signoff
 from evidence.transcripts import Recorder
-from opsctl.config import Config, Environment, Gate
+from opsctl.config import Config, Environment, Gate, gates_to_run
 from opsctl.results import SKIPPED_BY_REQUEST, GateResult, RunResult, Verdict
 from opsctl.runner import EventHandler, Runner, SharedChecks
 
@@ -237,7 +237,7 @@ async def run_gates(
         if on_event is not None:
             on_event(gate_id, check_id, result)
 
-    async with _http_client(gates, config, env, capture) as client:
+    async with _http_client(gates_to_run(gates, skipped), config, env, capture) as client:
         ctx = CheckContext(
             env_name=env.name,
             base_url=target.base_url,

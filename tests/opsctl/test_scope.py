@@ -45,6 +45,23 @@ def test_a_blocking_gate_that_never_ran_is_not_a_pass() -> None:
     )
 
 
+def test_gates_left_out_by_skip_start_nothing_for_their_checks() -> None:
+    """With every gate that talks to the bot skipped, `verify --env local` started the bot (and
+    an HTTP client) all the same: a skipped gate's checks decided what the run prepared."""
+    done = opsctl(
+        "verify", "--env", "local", "--only", "P2.6", "--skip", "P2.1", "--skip", "P2.2",
+        "--no-evidence", "--json",
+    )  # fmt: skip
+    run = json.loads(done.stdout)
+    assert done.returncode == 1, done.stdout + done.stderr  # BLOCKED: it needs what was skipped
+    assert run["target"] == "", "no bot was started for the skipped gates"
+    assert [(g["id"], g["status"]) for g in run["gates"]] == [
+        ("P2.1", "SKIP"),
+        ("P2.2", "SKIP"),
+        ("P2.6", "BLOCKED"),
+    ]
+
+
 def test_a_waived_gate_and_what_it_blocks_in_every_format(tmp_path: Path) -> None:
     """A waived P2.1 crashed the terminal table and was missing from the JSON schema; the gate it
     blocks said `PASS with warnings`, exit 0."""
