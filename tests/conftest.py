@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -162,6 +163,29 @@ def audit_offline(offline_advisories: Path) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OPSCTL_ADVISORIES", str(offline_advisories))
         yield
+
+
+OPSCTL = [sys.executable, "-m", "opsctl.cli"]
+
+
+def run_opsctl(
+    *args: str,
+    cwd: Path = REPO_ROOT,
+    env: Mapping[str, str] | None = None,
+    unset: tuple[str, ...] = ("NO_COLOR",),
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """`opsctl ARGS` as a user runs it, output captured: this environment over `env`, less the
+    variables in `unset` (NO_COLOR by default, so colour follows the terminal, as for a user)."""
+    environ = {k: v for k, v in os.environ.items() if k not in unset}
+    return subprocess.run(
+        [*OPSCTL, *args],
+        cwd=cwd,
+        env={**environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def config_copy(folder: Path) -> Path:

@@ -33,7 +33,7 @@ from checks.secrets import SecretScanCheck
 from checks.testsuite import INSIDE_TEST_RUN, TestSuiteCheck
 from opsctl.result_cache import FileResultCache, cache_for
 from opsctl.runner import Runner
-from tests.conftest import OSV_SNAPSHOT, REPO_ROOT, SHARED_DIR, write_advisories
+from tests.conftest import OSV_SNAPSHOT, REPO_ROOT, SHARED_DIR, run_opsctl, write_advisories
 from tests.loopback import TLS
 
 PLANTED_TOKEN = "0123456789abcdef0123456789abcdef"  # pragma: allowlist secret
@@ -294,14 +294,7 @@ def test_planted_token_never_reaches_output_or_evidence(small_repo: Path, tmp_pa
         '\n[gates.SEC]\ntitle = "Security"\nchecks = ["secrets", "hygiene"]\n'
     )
     # --progress none: the final text alone, whose first line is the verdict.
-    command = ["verify", "--env", "repo", "--config", str(config), "--progress", "none"]
-    done = subprocess.run(
-        [sys.executable, "-m", "opsctl.cli", *command],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_opsctl("verify", "--env", "repo", "--config", str(config), "--progress", "none")
     assert done.returncode == 1
     assert done.stdout.startswith("FAIL: gate SEC Security: secrets: ")
     assert PLANTED_TOKEN not in done.stdout + done.stderr

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -16,7 +14,7 @@ from checks.interface import CheckContext, CheckResult, Expectations, RepoSettin
 from checks.testsuite import INSIDE_TEST_RUN, TestSuiteCheck, inputs_digest
 from opsctl.result_cache import CACHE_DIR_ENV, KEEP_PER_CHECK, FileResultCache
 from opsctl.runner import Runner
-from tests.conftest import REPO_ROOT
+from tests.conftest import run_opsctl
 from tests.loopback import TLS
 
 RUNS_LOG = "SUITE_RUNS_LOG"  # not an input the digest reads: the tests count their own runs
@@ -207,15 +205,10 @@ def check_tests(
     config: Path, *args: str, cache_dir: Path | None = None
 ) -> tuple[dict[str, object], str]:
     """`opsctl check tests --json ARGS` as a user runs it: the check's JSON and stderr."""
-    command = ["check", "tests", "--env", "repo", "--config", str(config), "--json", *args]
-    env = {k: v for k, v in os.environ.items() if k != CACHE_DIR_ENV}
-    done = subprocess.run(
-        [sys.executable, "-m", "opsctl.cli", *command],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**env, CACHE_DIR_ENV: str(cache_dir)} if cache_dir else env,
+    done = run_opsctl(
+        *("check", "tests", "--env", "repo", "--config", str(config), "--json", *args),
+        env={CACHE_DIR_ENV: str(cache_dir)} if cache_dir else None,
+        unset=(CACHE_DIR_ENV,),
     )
     assert done.returncode == 0, done.stderr
     check: dict[str, object] = json.loads(done.stdout)["gates"][0]["checks"][0]

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -23,21 +22,14 @@ from evidence.redact import REDACTED, Redactor
 from evidence.signoffs import Signoff
 from evidence.store import list_bundles, verify_bundle
 from opsctl.devserver import DevServer
-from tests.conftest import BASE_ENV, PUBLIC, REPO_ROOT, TOKEN, config_copy
+from tests.conftest import BASE_ENV, OPSCTL, PUBLIC, REPO_ROOT, TOKEN, config_copy
+from tests.conftest import run_opsctl as opsctl
 from tests.evidence.test_formats import GOLDEN, sample_run
 
-OPSCTL = [sys.executable, "-m", "opsctl.cli"]
 SIGNOFFS = (
     Signoff("sign", "P2.5", "Ana", "2026-11-21T09:00:00Z", "demo rehearsed", "video in Drive"),
     Signoff("waive", "P2.3", "PM", "2026-11-21T10:00:00Z", "", "keep-alive | lands with issue 6"),
 )
-
-
-def opsctl(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    return subprocess.run(
-        [*OPSCTL, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
 
 
 def copy_config(tmp_path: Path) -> Path:

@@ -4,7 +4,6 @@ either position, OPSCTL_CONFIG and upward discovery, shell completion, --json li
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -19,9 +18,9 @@ from evidence.store import list_bundles
 from opsctl.cli import cli, main
 from opsctl.config_file import locate_config
 from opsctl.exitcodes import EXIT_MEANING, ExitCode
+from tests.conftest import run_opsctl
 from tests.evidence.test_bundle import fixed_now, inputs
 
-OPSCTL = [sys.executable, "-m", "opsctl.cli"]
 PROJECT = """
 [environments.render]
 base_url = "https://clara.onrender.com"
@@ -77,15 +76,8 @@ def every_command() -> Iterator[tuple[tuple[str, ...], click.Command]]:
 def opsctl(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if k != "OPSCTL_CONFIG"}
-    return subprocess.run(
-        [*OPSCTL, *args],
-        cwd=cwd,
-        env={**environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    """The config found from `cwd`, never from OPSCTL_CONFIG."""
+    return run_opsctl(*args, cwd=cwd, env=env, unset=("OPSCTL_CONFIG",), timeout=60)
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,18 +15,11 @@ from evidence.bundle import BundleInputs, EvidenceWriter
 from evidence.phase_status import NOT_RUN
 from evidence.store import phase_rows
 from opsctl.results import GateResult, RunResult, Scope
-from tests.conftest import REPO_ROOT, config_copy
+from tests.conftest import OPSCTL, REPO_ROOT, config_copy
+from tests.conftest import run_opsctl as opsctl
 from tests.terminal import read_terminal
 
-OPSCTL = [sys.executable, "-m", "opsctl.cli"]
 SCHEMA = json.loads((REPO_ROOT / "evidence" / "schemas" / "verify-v1.json").read_text())
-
-
-def opsctl(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    return subprocess.run(
-        [*OPSCTL, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
 
 
 def test_a_blocking_gate_that_never_ran_is_not_a_pass() -> None:

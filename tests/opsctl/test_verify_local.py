@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from xml.etree import ElementTree
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import run_opsctl as opsctl
 from tests.loopback import TLS
-
-OPSCTL = [sys.executable, "-m", "opsctl.cli"]
-
-
-def opsctl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, **(env or {})}
-    environ.pop("NO_COLOR", None)
-    return subprocess.run(
-        [*OPSCTL, *args], cwd=REPO_ROOT, env=environ, capture_output=True, text=True, timeout=120
-    )
 
 
 def test_verify_local_passes_p21_and_p22(tmp_path: Path) -> None:
