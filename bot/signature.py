@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlparse
 
 from flask import Request
 from twilio.request_validator import RequestValidator, add_port, compare, remove_port
+from werkzeug.datastructures import MultiDict
 
 
 def is_valid_signature(
@@ -28,10 +29,34 @@ def is_valid_signature(
     # ":443" or a bad signature costs the second (issue 17). The URLs and the signature are
     # twilio's own (remove_port, add_port, compute_signature); only the order is ours.
     validator = _validator(auth_token)
+    form: object = _FormForTwilio(params) if isinstance(params, MultiDict) else params
     return any(
-        compare(validator.compute_signature(candidate, params), signature)
+        compare(validator.compute_signature(candidate, form), signature)
         for candidate in _candidate_urls(url)
     )
+
+
+class _FormForTwilio:
+    """A werkzeug form as twilio's validator reads a multi-dict first: through `getall`.
+
+    Given werkzeug's MultiDict itself, RequestValidator.get_values tries `getall`, catches the
+    AttributeError and falls back to `getlist`, once per field: eight exceptions a webhook, a
+    third of the check's time (issue 17). The values are the same `getlist` ones."""
+
+    __slots__ = ("_form",)
+
+    def __init__(self, form: MultiDict[str, Any]) -> None:
+        self._form = form
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._form)
+
+    def __len__(self) -> int:
+        return len(self._form)
+
+    def getall(self, name: str) -> list[Any]:
+        """Every value of the field, repeated ones included, as Twilio signs them."""
+        return self._form.getlist(name)
 
 
 @functools.lru_cache(maxsize=4)

@@ -75,6 +75,28 @@ def test_a_genuine_request_costs_one_hmac_a_bad_one_two(monkeypatch: pytest.Monk
     assert calls == [VECTOR_URL, VECTOR_URL.replace(".com/", ".com:443/")]
 
 
+def test_a_form_reaches_twilio_through_the_protocol_it_tries_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """twilio's get_values tries `getall` first; a werkzeug MultiDict would raise and fall back
+    to `getlist` once per field (issue 17). The values twilio signs stay the same."""
+    read_through: list[bool] = []
+    original = RequestValidator.get_values
+
+    def recorded(self: RequestValidator, param_dict: Any, param_name: str) -> Any:
+        read_through.append(callable(getattr(param_dict, "getall", None)))
+        return original(self, param_dict, param_name)
+
+    monkeypatch.setattr(RequestValidator, "get_values", recorded)
+    params = MultiDict([("Digits", "5678"), ("Digits", "1234"), ("Sid", "CA123")])
+    signature = RequestValidator(VECTOR_TOKEN).compute_signature(VECTOR_URL, params)
+    read_through.clear()
+    assert is_valid_signature(VECTOR_TOKEN, VECTOR_URL, params, signature)
+    assert read_through == [True, True]
+    tampered = ("y" if signature.startswith("x") else "x") + signature[1:]
+    assert not is_valid_signature(VECTOR_TOKEN, VECTOR_URL, params, tampered)
+
+
 def test_a_signature_with_characters_beyond_ascii_is_refused_not_raised() -> None:
     assert not is_valid_signature(VECTOR_TOKEN, VECTOR_URL, VECTOR_PARAMS, "é" + SIGNATURE[1:])
 
