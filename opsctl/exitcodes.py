@@ -1,6 +1,6 @@
-"""Exit codes, the same whatever the output format (defined with the statuses they follow from)."""
+"""Exit codes, the same whatever the output format (defined in checks/, below the statuses)."""
 
 from __future__ import annotations
 
-from checks.statuses import EXIT_MEANING as EXIT_MEANING
-from checks.statuses import ExitCode as ExitCode
+from checks.exitcodes import EXIT_MEANING as EXIT_MEANING
+from checks.exitcodes import ExitCode as ExitCode
