@@ -134,6 +134,8 @@ def _warmup_steps(app: Flask, state: BotState) -> list[WarmupStep]:
             raise StepFailed(
                 f"{' and '.join(missing)} not set: /webhook answers 403 to every request"
             )
+        if settings.twilio_shared_key_secret:
+            return "Twilio signatures (auth token and SharedKey) and the account are checked"
         return "Twilio signatures and the account are checked"
 
     def configuration() -> str:

@@ -108,6 +108,10 @@ class Variable:
 VARIABLES: dict[str, Variable] = {
     "TWILIO_ACCOUNT_SID": Variable("twilio_account_sid", _text, "", secret=True),
     "TWILIO_AUTH_TOKEN": Variable("twilio_auth_token", _text, "", secret=True),
+    # The secret of a Twilio SharedKey, for webhooks a Webhook Rule has Twilio sign with it
+    # (they carry X-Twilio-Webhooks-Signature-Settings; the others stay signed with the token):
+    # https://www.twilio.com/docs/usage/webhooks/webhook-shared-keys
+    "TWILIO_SHARED_KEY_SECRET": Variable("twilio_shared_key_secret", _text, "", secret=True),
     "TWILIO_SANDBOX_FROM": Variable("twilio_sandbox_from", _text, ""),
     "GEMINI_API_KEY": Variable("gemini_api_key", _text, "", secret=True),
     # DEMO_MODE=true is the runbook's demo setting: the cached answers first, the live LLM
@@ -155,6 +159,7 @@ class Settings:
 
     twilio_account_sid: str
     twilio_auth_token: str
+    twilio_shared_key_secret: str
     twilio_sandbox_from: str
     gemini_api_key: str
     demo_mode: bool

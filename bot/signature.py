@@ -8,32 +8,68 @@ from typing import Any
 from urllib.parse import quote, urlparse
 
 from flask import Request
-from twilio.request_validator import RequestValidator, add_port, compare, remove_port
+from twilio.request_validator import (
+    HMAC_SHA1,
+    RequestValidator,
+    add_port,
+    compare,
+    get_signature_algorithm,
+    remove_port,
+)
 from werkzeug.datastructures import MultiDict
 
 
+class NoSharedKey(LookupError):
+    """A webhook signed with a Twilio SharedKey, and no TWILIO_SHARED_KEY_SECRET to check it."""
+
+
+def signing_key(settings_header: str, auth_token: str, shared_key_secret: str) -> tuple[str, str]:
+    """(secret, algorithm) Twilio signed a webhook with, by its signature settings header.
+
+    No X-Twilio-Webhooks-Signature-Settings: the account's auth token and HMAC-SHA1, as
+    always. With it (a Webhook Rule matched the URL), the SharedKey's secret and the header's
+    algorithm; the signed string is the same URL and sorted form
+    (https://www.twilio.com/docs/usage/webhooks/webhook-shared-keys). twilio's own
+    get_signature_algorithm reads the header. Raises NoSharedKey when that secret is not set:
+    the bot cannot check such a request, which is its configuration's fault, not the caller's.
+    """
+    if not settings_header:
+        return auth_token, HMAC_SHA1
+    if not shared_key_secret:
+        raise NoSharedKey(settings_header)
+    return shared_key_secret, get_signature_algorithm(settings_header)
+
+
 def is_valid_signature(
-    auth_token: str, url: str, params: Mapping[str, Any], signature: str
+    secret: str,
+    url: str,
+    params: Mapping[str, Any],
+    signature: str,
+    algorithm: str = HMAC_SHA1,
 ) -> bool:
-    """True when `signature` is Twilio's signature of url + params for this auth token.
+    """True when `signature` is Twilio's signature of url + params with this secret (the auth
+    token, or a SharedKey's secret: signing_key) and algorithm; False for an unknown algorithm.
 
     `params` should be the request's form as a multi-dict (werkzeug's `request.form`),
     so repeated keys count as Twilio counts them.
     """
     # validate(..., None) raises TypeError in twilio-python 9: refuse a missing header first.
-    if not auth_token or not signature:
+    if not secret or not signature:
         return False
     # RequestValidator.validate signs twice per request, the URL with and without its default
     # port, since Twilio's own signing is inconsistent there. The same two candidates, the
     # usual one (no port) first: a genuine request costs one HMAC, and only a URL signed with
     # ":443" or a bad signature costs the second (issue 17). The URLs and the signature are
     # twilio's own (remove_port, add_port, compute_signature); only the order is ours.
-    validator = _validator(auth_token)
+    validator = _validator(secret)
     form: object = _FormForTwilio(params) if isinstance(params, MultiDict) else params
-    return any(
-        compare(validator.compute_signature(candidate, form), signature)
-        for candidate in _candidate_urls(url)
-    )
+    try:
+        return any(
+            compare(validator.compute_signature(candidate, form, algorithm), signature)
+            for candidate in _candidate_urls(url)
+        )
+    except ValueError:  # twilio's "Unsupported webhook signature algorithm": none it can check
+        return False
 
 
 class _FormForTwilio:
@@ -60,8 +96,8 @@ class _FormForTwilio:
 
 
 @functools.lru_cache(maxsize=4)
-def _validator(auth_token: str) -> RequestValidator:
-    return RequestValidator(auth_token)
+def _validator(secret: str) -> RequestValidator:
+    return RequestValidator(secret)
 
 
 # Every message comes to the same URL: its two spellings are worked out once, not per request.
@@ -72,9 +108,9 @@ def _candidate_urls(url: str) -> tuple[str, str]:
     return remove_port(parsed), add_port(parsed)
 
 
-def sign(auth_token: str, url: str, params: Mapping[str, Any]) -> str:
+def sign(secret: str, url: str, params: Mapping[str, Any], algorithm: str = HMAC_SHA1) -> str:
     """The X-Twilio-Signature Twilio would send for this URL and form (for tests and opsctl)."""
-    return str(RequestValidator(auth_token).compute_signature(url, params))
+    return str(RequestValidator(secret).compute_signature(url, params, algorithm))
 
 
 def _path_and_query(request: Request) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from flask import Blueprint, Flask, Request, Response, abort
+from twilio.request_validator import SIGNATURE_SETTINGS_HEADER
 from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.datastructures import MultiDict
 
@@ -22,7 +23,7 @@ from bot.guardrails import clean_input
 from bot.knowledge import detect_language
 from bot.limits import MAX_BODY_BYTES
 from bot.metrics import Refusal
-from bot.signature import is_valid_signature, public_base, public_url
+from bot.signature import NoSharedKey, is_valid_signature, public_base, public_url, signing_key
 from bot.state import BotState, get_state
 from bot.store import StoreDown
 
@@ -74,6 +75,23 @@ def _refuse(state: BotState, reason: Refusal) -> Response:
     state.metrics.signature_rejections.labels(reason).inc()
     log.warning("webhook refused with 403 (signature %s)", reason)
     return Response("Forbidden: invalid Twilio signature\n", 403, mimetype="text/plain")
+
+
+def _cannot_check_shared_key(state: BotState) -> Response:
+    """500: Twilio signed with a SharedKey whose secret this bot was not given. The bot's
+    configuration is at fault, not the request: twilio's own middleware answers 500 there
+    (twilio-node examples/WebhookSignatureValidation.md)."""
+    state.metrics.signature_rejections.labels(Refusal.NO_SHARED_KEY).inc()
+    log.error(
+        "webhook refused with 500: signed with a Twilio SharedKey (%s), but "
+        "TWILIO_SHARED_KEY_SECRET is not set: set it to the key's secret",
+        SIGNATURE_SETTINGS_HEADER,
+    )
+    return Response(
+        "Internal Server Error: signed with a Twilio SharedKey this bot has no secret for\n",
+        500,
+        mimetype="text/plain",
+    )
 
 
 def _misshapen(form: MultiDict[str, str]) -> FieldShape | None:
@@ -184,8 +202,17 @@ def webhook() -> Response:
     _read_form_or_400(req)
     form = req.form
     url = public_url(req, settings.public_base_url, settings.render_external_url)
-    if checking and not is_valid_signature(settings.twilio_auth_token, url, form, signature):
-        return _refuse(state, Refusal.INVALID)
+    if checking:
+        try:
+            secret, algorithm = signing_key(
+                req.headers.get(SIGNATURE_SETTINGS_HEADER, ""),
+                settings.twilio_auth_token,
+                settings.twilio_shared_key_secret,
+            )
+        except NoSharedKey:
+            return _cannot_check_shared_key(state)
+        if not is_valid_signature(secret, url, form, signature, algorithm):
+            return _refuse(state, Refusal.INVALID)
 
     refused = _refuse_form(state, form)
     if refused is not None:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import http.client
 import json
-from collections.abc import Callable
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
@@ -231,6 +237,88 @@ def test_no_token_fails_closed(start_bot: Callable[..., DevServer]) -> None:
     assert (
         metric(server.url, "clara_webhook_signature_rejections_total", reason="unconfigured") == 2
     )
+
+
+# Twilio signs with a SharedKey instead of the auth token when a Webhook Rule matches the URL,
+# and says so in X-Twilio-Webhooks-Signature-Settings (`key=<id>,algorithm=<HMAC_SHA1 or
+# HMAC_SHA256>`); the signed string stays the URL and the sorted form, only the key and the
+# hash change: https://www.twilio.com/docs/usage/webhooks/webhook-shared-keys and twilio-node's
+# examples/WebhookSignatureValidation.md.
+SHARED_KEY_SECRET = "shared-key-secret-0123456789abcdef"  # pragma: allowlist secret
+SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
+SHA256_SETTINGS = "key=webhooks_sharedkey_0123,algorithm=HMAC_SHA256"
+
+
+def signed_as_twilio(secret: str, form: dict[str, str], digest: Callable[..., Any]) -> str:
+    """Twilio's signature computed here, apart from twilio's code: URL, then each name and
+    value in name order, HMAC with the key, base64."""
+    signed = PUBLIC + "/webhook" + "".join(name + form[name] for name in sorted(form))
+    return base64.b64encode(hmac.new(secret.encode(), signed.encode(), digest).digest()).decode()
+
+
+@pytest.mark.parametrize(
+    ("settings", "secret", "digest", "status"),
+    [
+        (SHA256_SETTINGS, SHARED_KEY_SECRET, hashlib.sha256, 200),
+        ("key=webhooks_sharedkey_0123,algorithm=HMAC_SHA1", SHARED_KEY_SECRET, hashlib.sha1, 200),
+        ("", TOKEN, hashlib.sha1, 200),  # no header: the auth token, as always
+        # The header names the SharedKey: a signature with the token does not count.
+        (SHA256_SETTINGS, TOKEN, hashlib.sha256, 403),
+        ("", SHARED_KEY_SECRET, hashlib.sha1, 403),  # and the other way round
+        ("key=webhooks_sharedkey_0123,algorithm=HMAC_MD5", SHARED_KEY_SECRET, hashlib.md5, 403),
+    ],
+    ids=["sha256", "sha1", "token", "token-as-key", "key-as-token", "unknown-algorithm"],
+)
+def test_webhooks_signed_with_a_shared_key(
+    bot_with_shared_key: DevServer,
+    settings: str,
+    secret: str,
+    digest: Callable[..., Any],
+    status: int,
+) -> None:
+    url = bot_with_shared_key.url
+    sid = "SM" + hashlib.sha256((settings + secret).encode()).hexdigest()[:32]  # one per case
+    form = whatsapp_form("ingreso minimo vital", sid=sid)
+    headers = {"X-Twilio-Signature": signed_as_twilio(secret, form, digest)}
+    if settings:
+        headers[SETTINGS_HEADER] = settings
+    response = post_form(url, form, headers)
+    assert response.status_code == status
+    if status == 200:
+        assert twiml(response)[0]
+    assert SHARED_KEY_SECRET not in "\n".join(bot_with_shared_key.lines)
+
+
+@pytest.fixture(scope="module")
+def bot_with_shared_key() -> Iterator[DevServer]:
+    """A bot given TWILIO_SHARED_KEY_SECRET besides the token."""
+    server = DevServer({**os.environ, **BASE_ENV, "TWILIO_SHARED_KEY_SECRET": SHARED_KEY_SECRET})
+    server.start()
+    server.wait_ready()
+    yield server
+    server.stop()
+
+
+def test_a_shared_key_signature_without_its_secret_is_a_500_that_names_the_setting(
+    start_bot: Callable[..., DevServer],
+) -> None:
+    """The bot cannot check such a request: its configuration's fault, not the caller's."""
+    server = start_bot()
+    form = whatsapp_form("hola", sid="SM" + "7" * 32)
+    headers = {
+        "X-Twilio-Signature": signed_as_twilio(SHARED_KEY_SECRET, form, hashlib.sha256),
+        SETTINGS_HEADER: SHA256_SETTINGS,
+    }
+    response = post_form(server.url, form, headers)
+    assert response.status_code == 500
+    assert "<Response>" not in response.text
+    assert (
+        metric(server.url, "clara_webhook_signature_rejections_total", reason="no_shared_key") == 1
+    )
+    deadline = time.monotonic() + 5
+    while not any("TWILIO_SHARED_KEY_SECRET is not set" in line for line in server.lines):
+        assert time.monotonic() < deadline, "no log line names TWILIO_SHARED_KEY_SECRET"
+        time.sleep(0.02)
 
 
 def test_development_flag_allows_unsigned(start_bot: Callable[..., DevServer]) -> None:

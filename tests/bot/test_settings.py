@@ -110,6 +110,7 @@ def test_secret_values_lists_only_secrets() -> None:
     assert {n for n, v in VARIABLES.items() if v.secret} == {
         "TWILIO_ACCOUNT_SID",
         "TWILIO_AUTH_TOKEN",
+        "TWILIO_SHARED_KEY_SECRET",
         "GEMINI_API_KEY",
         "REDIS_URL",  # it may carry a password (redacted on its own too: tests/bot/test_store.py)
     }

@@ -13,7 +13,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from bot.signature import is_valid_signature, public_url, sign
+from bot.signature import NoSharedKey, is_valid_signature, public_url, sign, signing_key
 
 # twilio-python tests/unit/test_request_validator.py (see ../shared/docs/twilio-render-schedule.md)
 VECTOR_TOKEN = "12345"
@@ -95,6 +95,24 @@ def test_a_form_reaches_twilio_through_the_protocol_it_tries_first(
     assert read_through == [True, True]
     tampered = ("y" if signature.startswith("x") else "x") + signature[1:]
     assert not is_valid_signature(VECTOR_TOKEN, VECTOR_URL, params, tampered)
+
+
+def test_the_signature_settings_header_picks_the_key_and_the_algorithm() -> None:
+    """No header: the auth token and HMAC-SHA1. With one: the SharedKey's secret and the
+    header's algorithm (https://www.twilio.com/docs/usage/webhooks/webhook-shared-keys)."""
+    assert signing_key("", "token", "key-secret") == ("token", "HMAC_SHA1")
+    header = "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256"
+    assert signing_key(header, "token", "key-secret") == ("key-secret", "HMAC_SHA256")
+    assert signing_key("key=webhooks_sharedkey_1", "token", "key-secret") == (
+        "key-secret",
+        "HMAC_SHA1",
+    )
+    with pytest.raises(NoSharedKey):
+        signing_key(header, "token", "")
+    signature = sign("key-secret", VECTOR_URL, VECTOR_PARAMS, "HMAC_SHA256")
+    assert is_valid_signature("key-secret", VECTOR_URL, VECTOR_PARAMS, signature, "HMAC_SHA256")
+    assert not is_valid_signature("key-secret", VECTOR_URL, VECTOR_PARAMS, signature)
+    assert not is_valid_signature("key-secret", VECTOR_URL, VECTOR_PARAMS, signature, "HMAC_MD5")
 
 
 def test_a_signature_with_characters_beyond_ascii_is_refused_not_raised() -> None:
