@@ -19,6 +19,9 @@ from opsctl.exitcodes import ExitCode
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _LISTENING = re.compile(r"Listening at: (http://\S+)")
+# The output lines kept (the newest): what a failed start's message and the tests read. `opsctl
+# serve` runs for days and prints each line as it comes (on_line); it must not keep them all.
+KEPT_LINES = 10_000
 
 
 class DevServerError(OpsctlError):
@@ -65,6 +68,8 @@ class DevServer:
         self._cwd = cwd
         self.url = ""
         self.lines: list[str] = []
+        """The newest output lines: all of them up to twice `kept_lines`, then trimmed to it."""
+        self.kept_lines = KEPT_LINES
         self._process: subprocess.Popen[str] | None = None
         self._listening = threading.Event()
         self._on_line = on_line
@@ -130,6 +135,8 @@ class DevServer:
         assert self._process is not None and self._process.stdout is not None
         for line in self._process.stdout:
             self.lines.append(line.rstrip("\n"))
+            if len(self.lines) > 2 * self.kept_lines:  # amortised: one cut per kept_lines lines
+                del self.lines[: -self.kept_lines]
             if self._on_line is not None:
                 self._on_line(line.rstrip("\n"))
             match = _LISTENING.search(line)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import os
 import re
 from collections.abc import Callable
 from urllib.parse import quote, urlsplit
 
+import httpx
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -16,6 +18,8 @@ from hypothesis import strategies as st
 from bot import logs
 from bot.logs import configure_logging, mask_phone_numbers
 from opsctl.devserver import DevServer
+from tests.conftest import BASE_ENV
+from tests.loopback import TLS
 
 SECRET = "tok-0123456789abcdef"  # pragma: allowlist secret
 
@@ -129,6 +133,24 @@ def test_a_plain_traceback_cannot_pass_for_a_record() -> None:
     assert first.endswith("failed")
     assert rest and all(line.startswith("  ") for line in rest), rest
     assert f"  {FORGED}" in rest
+
+
+def test_a_server_that_runs_for_days_keeps_only_its_newest_lines() -> None:
+    """`opsctl serve` prints every line as it comes and keeps only the newest: a bot logging a
+    line per request for days must not grow the command's memory with them."""
+    printed: list[str] = []
+    server = DevServer({**os.environ, **BASE_ENV}, port=0, on_line=printed.append)
+    server.kept_lines = 4
+    try:
+        url = server.start()
+        server.wait_ready()
+        for i in range(30):
+            assert httpx.get(f"{url}/gone/{i}", verify=TLS).status_code == 404
+    finally:
+        server.stop()
+    assert sum("/gone/" in line for line in printed) == 30  # each line was printed
+    assert 4 <= len(server.lines) <= 8
+    assert "/gone/29" in "\n".join(server.lines[-4:])
 
 
 def test_a_newline_in_the_path_does_not_forge_a_line_under_gunicorn(
