@@ -218,7 +218,7 @@ class Metrics:
         )
         self.signature_rejections = Counter(
             "clara_webhook_signature_rejections",
-            "Webhook requests refused with 403",
+            "Webhook requests refused for their signature (403; 500: a SharedKey, no secret)",
             _labels("reason"),
             registry=r,
         )

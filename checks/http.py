@@ -320,6 +320,9 @@ class WarmupCheck(Check):
 
 
 RESIDENT_MEMORY = "process_resident_memory_bytes"  # prometheus-client's process collector
+# The bot's count of webhooks Twilio signed with a SharedKey it has no secret for, each answered
+# 500 (bot/metrics.py, Refusal.NO_SHARED_KEY; a test keeps the two equal).
+SHARED_KEY_REFUSALS = ("clara_webhook_signature_rejections_total", "no_shared_key")
 
 
 def _families(text: str) -> list[Any]:
@@ -340,6 +343,19 @@ def _resident_samples(families: list[Any]) -> list[float]:
         for sample in family.samples
         if sample.name == RESIDENT_MEMORY
     ]
+
+
+def _shared_key_refusals(families: list[Any]) -> int:
+    """Webhooks the bot answered 500 since it started: signed with a SharedKey, no secret."""
+    name, reason = SHARED_KEY_REFUSALS
+    return int(
+        sum(
+            sample.value
+            for family in families
+            for sample in family.samples
+            if sample.name == name and sample.labels.get("reason") == reason
+        )
+    )
 
 
 def _resident_mb(families: list[Any]) -> float | None:
@@ -367,7 +383,8 @@ class MetricsCheck(Check):
     statuses = Check.statuses | {Status.WARN}
     done_when = (
         "/metrics parses as Prometheus text with at least one metric; resident memory under "
-        "memory_warn_share of the plan's memory"
+        "memory_warn_share of the plan's memory; no webhook signed with a Twilio SharedKey "
+        "refused for want of its secret"
     )
 
     async def run(self, ctx: CheckContext) -> CheckResult:
@@ -402,13 +419,33 @@ class MetricsCheck(Check):
         seen = f"{len(families)} metric families, {samples} samples"
         plan, share = ctx.expect.memory_mb, ctx.expect.memory_warn_share
         summed = f" ({processes} workers together)" if processes > 1 else ""
+        warnings: list[tuple[str, str]] = []  # (reason, hint)
         if memory is not None and memory > share * plan:
+            warnings.append(
+                (
+                    f"the bot's resident memory is {memory:.0f} MB{summed}, {memory / plan:.0%} "
+                    f"of the plan's {plan:g} MB (warn above {share:.0%})",
+                    f"over {plan:g} MB Render kills the instance and answers 502: keep one "
+                    "gunicorn worker and Whisper off, or move to a plan with more memory",
+                )
+            )
+        # A WARN, not a FAIL: anyone can send the header, so the count alone does not prove
+        # that Twilio's messages are the ones refused.
+        refused = details["shared_key_refusals"] = _shared_key_refusals(families)
+        if refused:
+            warnings.append(
+                (
+                    f"{refused} webhook{'s' if refused != 1 else ''} signed with a Twilio "
+                    "SharedKey got 500: the bot has no TWILIO_SHARED_KEY_SECRET",
+                    "set TWILIO_SHARED_KEY_SECRET on the service to the SharedKey's secret "
+                    '(README "Security"), or take the Webhook Rule off this URL',
+                )
+            )
+        if warnings:
             return self.result(
                 Status.WARN,
-                f"the bot's resident memory is {memory:.0f} MB{summed}, {memory / plan:.0%} of the "
-                f"plan's {plan:g} MB (warn above {share:.0%}); {seen}",
-                f"over {plan:g} MB Render kills the instance and answers 502: keep one gunicorn "
-                "worker and Whisper off, or move to a plan with more memory",
+                "; ".join(reason for reason, _ in warnings) + f"; {seen}",
+                "; ".join(hint for _, hint in warnings),
                 details=details,
             )
         used = ""

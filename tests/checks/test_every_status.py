@@ -27,6 +27,7 @@ from checks.registry import CHECKS
 from checks.secrets import SecretScanCheck
 from checks.testsuite import INSIDE_TEST_RUN, TestSuiteCheck
 from opsctl.config import Config, Environment, load_config
+from opsctl.devserver import DevServer
 from opsctl.keepalive import PingLog
 from opsctl.notion.outbox import Outbox, RowChange
 from opsctl.runner import Runner
@@ -43,7 +44,7 @@ from tests.checks.test_repository import (
 from tests.checks.test_testsuite_cache import repo as one_test_repo  # noqa: F401 - a fixture
 from tests.checks.test_testsuite_cache import run_tests
 from tests.checks.test_verify_notion import closed_port
-from tests.conftest import PUBLIC, REPO_ROOT, config_copy
+from tests.conftest import PUBLIC, REPO_ROOT, config_copy, whatsapp_form
 from tests.fakes.bot_target import TargetSettings, serve_target
 from tests.fakes.notion_api import FakeNotion
 from tests.loopback import TLS
@@ -270,6 +271,28 @@ def metrics_missing(world: World) -> CheckResult:
 def metrics_down(world: World) -> CheckResult:
     """Nothing listens at the base URL."""
     return against(world.down(), "metrics")
+
+
+def test_metrics_warns_when_the_bot_answered_a_shared_key_signature_500(
+    request: pytest.FixtureRequest, start_bot: Callable[..., DevServer]
+) -> None:
+    """The WARN reads what the real bot counts (bot/metrics.py, Refusal.NO_SHARED_KEY): Twilio
+    signed with a SharedKey and the bot has no TWILIO_SHARED_KEY_SECRET to check it."""
+    server = start_bot()
+    bot = World(request).environment(server.url)
+    assert against(bot, "metrics").status is Status.PASS
+    form = whatsapp_form("hola", sid="SM" + "8" * 32)
+    headers = {
+        "X-Twilio-Signature": "c2lnbmF0dXJl",
+        "X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256",
+    }
+    response = httpx.post(server.url + "/webhook", data=form, headers=headers, verify=TLS)
+    assert response.status_code == 500
+    result = against(bot, "metrics")
+    assert result.status is Status.WARN
+    assert "1 webhook signed with a Twilio SharedKey got 500" in result.reason
+    assert "TWILIO_SHARED_KEY_SECRET" in result.hint
+    assert result.details["shared_key_refusals"] == 1
 
 
 # --- webhook --------------------------------------------------------------------------------
