@@ -321,7 +321,8 @@ class WarmupCheck(Check):
 
 RESIDENT_MEMORY = "process_resident_memory_bytes"  # prometheus-client's process collector
 # The bot's count of webhooks Twilio signed with a SharedKey it has no secret for, each answered
-# 500 (bot/metrics.py, Refusal.NO_SHARED_KEY; a test keeps the two equal).
+# 500 (bot/metrics.py, Refusal.NO_SHARED_KEY; tests/checks/test_every_status.py reads them
+# from a real bot).
 SHARED_KEY_REFUSALS = ("clara_webhook_signature_rejections_total", "no_shared_key")
 
 
@@ -332,30 +333,28 @@ def _families(text: str) -> list[Any]:
     return list(text_string_to_metric_families(text))
 
 
+def _sample_values(families: list[Any], name: str, **labels: str) -> list[float]:
+    """The values of every sample called `name` that carries these label values."""
+    return [
+        float(sample.value)
+        for family in families
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    ]
+
+
 def _resident_samples(families: list[Any]) -> list[float]:
     """Resident memory in bytes, one value per process the bot reports.
 
     One worker reports one sample; several (PROMETHEUS_MULTIPROC_DIR) one per live worker,
     labelled pid (bot/metrics.py), and the instance is killed on their sum."""
-    return [
-        float(sample.value)
-        for family in families
-        for sample in family.samples
-        if sample.name == RESIDENT_MEMORY
-    ]
+    return _sample_values(families, RESIDENT_MEMORY)
 
 
 def _shared_key_refusals(families: list[Any]) -> int:
     """Webhooks the bot answered 500 since it started: signed with a SharedKey, no secret."""
     name, reason = SHARED_KEY_REFUSALS
-    return int(
-        sum(
-            sample.value
-            for family in families
-            for sample in family.samples
-            if sample.name == name and sample.labels.get("reason") == reason
-        )
-    )
+    return int(sum(_sample_values(families, name, reason=reason)))
 
 
 def _resident_mb(families: list[Any]) -> float | None:

@@ -32,6 +32,7 @@ from opsctl.keepalive import PingLog
 from opsctl.notion.outbox import Outbox, RowChange
 from opsctl.runner import Runner
 from opsctl.verify import notion_settings
+from tests.bot.test_http import SETTINGS_HEADER, SHA256_SETTINGS
 from tests.checks.test_keepalive_window import MINUTE, NOW, START, daemon_log, grid
 from tests.checks.test_keepalive_window import check as keepalive_check
 from tests.checks.test_repository import (
@@ -282,10 +283,7 @@ def test_metrics_warns_when_the_bot_answered_a_shared_key_signature_500(
     bot = World(request).environment(server.url)
     assert against(bot, "metrics").status is Status.PASS
     form = whatsapp_form("hola", sid="SM" + "8" * 32)
-    headers = {
-        "X-Twilio-Signature": "c2lnbmF0dXJl",
-        "X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256",
-    }
+    headers = {"X-Twilio-Signature": "c2lnbmF0dXJl", SETTINGS_HEADER: SHA256_SETTINGS}
     response = httpx.post(server.url + "/webhook", data=form, headers=headers, verify=TLS)
     assert response.status_code == 500
     result = against(bot, "metrics")
